@@ -1,0 +1,1 @@
+"""simulsa.cli: the `simulsa` command line (typer)."""

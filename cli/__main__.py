@@ -1,0 +1,3 @@
+from simulsa.cli.app import main
+
+main()

@@ -1,0 +1,164 @@
+"""The `simulsa` command line. Commands are thin: build option dataclasses, call one function.
+
+Heavy imports (torch, transformers) happen inside command bodies so `simulsa --help` stays fast.
+Exit codes: 0 ok, 1 failure (one line on stderr), 2 bad usage (typer).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from simulsa.runtime.errors import SimulsaError
+
+app = typer.Typer(
+    name="simulsa",
+    help="Simultaneous speech translation with audio-language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out.")]
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a SimulsaError into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SimulsaError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper
+
+
+@app.command(epilog="Examples:\n\n  simulsa compose --tiny composite --out m\n\n"
+             "  simulsa compose --encoder openai/whisper-base --lm HuggingFaceTB/SmolLM2-135M-Instruct --out m")  # fmt: skip
+@reports_errors
+def compose(
+    out: Annotated[Path, typer.Option(help="Folder to write the model to.")],
+    encoder: Annotated[str | None, typer.Option(help="Whisper model: hub id or folder.")] = None,
+    lm: Annotated[str | None, typer.Option(help="Causal LM: hub id or folder.")] = None,
+    tiny: Annotated[str | None, typer.Option(help="Build a tiny random model of this family instead.")] = None,
+    block_s: Annotated[float, typer.Option(help="Seconds of audio per independently encoded block.")] = 2.0,
+    src_lang: Annotated[str, typer.Option(help="Default source language code.")] = "en",
+    tgt_lang: Annotated[str, typer.Option(help="Default target language code.")] = "es",
+    force: Force = False,
+) -> None:
+    """Build a composite speech LM (Whisper encoder + projector + LM), or a tiny random model for tests."""
+    from simulsa.runtime.files import check_output_free
+
+    check_output_free(out, force)
+    if tiny is not None and (encoder or lm):
+        raise SimulsaError("--tiny builds a random model; do not combine it with --encoder/--lm")
+    if tiny is None and not (encoder and lm):
+        raise SimulsaError("give --encoder and --lm (pretrained parts), or --tiny FAMILY")
+    from simulsa.train.families import build_tiny, save_model
+    from simulsa.train.families.composite import compose_composite
+
+    model = build_tiny(tiny) if tiny else compose_composite(encoder, lm, block_s, src_lang, tgt_lang)
+    save_model(model, out, force)
+    params = sum(p.numel() for p in model.parameters())
+    typer.echo(f"wrote {model.family} model to {out} ({params:,} parameters)")
+
+
+@app.command(epilog="Example:\n\n  simulsa augment --model m --manifest train.jsonl --out aug --ratio 0.01")
+@reports_errors
+def augment(
+    model: Annotated[str, typer.Option(help="Base model (folder, hub id, or a simulsa train output).")],
+    manifest: Annotated[Path, typer.Option(help="Input JSONL manifest.")],
+    out: Annotated[Path, typer.Option(help="Output folder (augmented.jsonl, manifest.jsonl, audio/).")],
+    ratio: Annotated[float | None, typer.Option(help="Share of rows to augment.")] = 0.01,
+    count: Annotated[int | None, typer.Option(help="Exact number of rows to augment (overrides --ratio).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 0,
+    min_s: Annotated[float, typer.Option(help="Shortest truncation, seconds.")] = 0.5,
+    max_s: Annotated[float, typer.Option(help="Longest truncation, seconds.")] = 5.0,
+    alpha: Annotated[float, typer.Option(help="Beta distribution alpha.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="Beta distribution beta.")] = 3.0,
+    tau_scale: Annotated[float, typer.Option(help="Keep tokens with probability >= tau-scale / vocabulary size.")] = 100.0,
+    batch_size: Annotated[int, typer.Option(help="Utterances per scoring pass.")] = 8,
+    force: Force = False,
+) -> None:
+    """SimulSA: truncate a few utterances and keep the reference prefix the base model supports."""
+    from simulsa.runtime.files import check_output_free
+    from simulsa.train.augment import AugmentOptions
+
+    options = AugmentOptions(ratio=ratio, count=count, seed=seed, min_s=min_s, max_s=max_s, alpha=alpha, beta=beta,
+                             tau_scale=tau_scale, batch_size=batch_size)  # fmt: skip
+    check_output_free(out, force)
+    from simulsa.train.augment import run_augment
+    from simulsa.train.families import load_speech_lm
+    from simulsa.train.scoring import ModelScorer
+
+    speech_lm = load_speech_lm(model)
+    summary = run_augment(manifest, out, ModelScorer(speech_lm), options, speech_lm.max_audio_s, force)
+    typer.echo(f"augmented {summary.augmented} of {summary.rows_in} rows ({summary.too_short} too short to truncate); "
+               f"mean kept fraction {summary.mean_kept_fraction:.3f}; {summary.empty_targets} empty targets; "
+               f"tau {summary.tau:.3g}; wrote {out / 'manifest.jsonl'}")  # fmt: skip
+
+
+@app.command(epilog="Examples:\n\n  simulsa train --model m --train aug/manifest.jsonl --out ckpt --max-steps 5\n\n"
+             "  accelerate launch -m simulsa.cli train --model m --train t.jsonl --out ckpt   (several GPUs)")  # fmt: skip
+@reports_errors
+def train(
+    model: Annotated[str, typer.Option(help="Model folder, hub id, or a simulsa train output to continue.")],
+    train: Annotated[Path, typer.Option("--train", help="Training manifest (JSONL).")],
+    out: Annotated[Path, typer.Option(help="Output folder: checkpoints/, adapter/, simulsa.json.")],
+    dev: Annotated[Path | None, typer.Option(help="Dev manifest: loss reported at each checkpoint.")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 2.0,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Utterances per device per step.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.1,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of steps in linear warm-up.")] = 0.03,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (a new adapter only).")] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (a new adapter only).")] = 32,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout (a new adapter only).")] = 0.05,
+    load_in_4bit: Annotated[bool, typer.Option(help="QLoRA: 4-bit NF4 base weights (CUDA + bitsandbytes).")] = False,
+    load_in_8bit: Annotated[bool, typer.Option(help="8-bit base weights (CUDA + bitsandbytes).")] = False,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 500,
+    save_total_limit: Annotated[int, typer.Option(help="Checkpoints kept.")] = 2,
+    logging_steps: Annotated[int, typer.Option(help="Log the loss every N steps.")] = 10,
+    num_workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in --out.")] = False,
+    force: Force = False,
+) -> None:
+    """LoRA (or QLoRA) fine-tuning on a manifest; the loss covers target tokens only."""
+    if load_in_4bit and load_in_8bit:
+        raise SimulsaError("choose one of --load-in-4bit and --load-in-8bit")
+    from simulsa.train.lora import LoraOptions
+    from simulsa.train.trainer import TrainOptions, run_training
+
+    options = TrainOptions(
+        model=model, train_manifest=train, out=out, dev_manifest=dev, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+        lora=LoraOptions(r=lora_r, alpha=lora_alpha, dropout=lora_dropout),
+        quantization="4bit" if load_in_4bit else "8bit" if load_in_8bit else None, precision=precision,
+        gradient_checkpointing=gradient_checkpointing, save_steps=save_steps, save_total_limit=save_total_limit,
+        logging_steps=logging_steps, num_workers=num_workers, seed=seed, resume=resume, force=force,
+    )  # fmt: skip
+    result = run_training(options)
+    dev_text = f", dev loss {result.dev_loss:.4f}" if result.dev_loss is not None else ""
+    typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s, train loss {result.train_loss:.4f}{dev_text}; "
+               f"wrote {out}")  # fmt: skip
+
+
+def main() -> None:
+    app(prog_name="simulsa")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

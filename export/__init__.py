@@ -1,0 +1,1 @@
+"""simulsa.export: merge, ONNX export, quantization, verification (see issue: export)."""

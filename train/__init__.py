@@ -1,0 +1,1 @@
+"""simulsa.train: model families, manifests, SimulSA augmentation and LoRA/QLoRA fine-tuning."""

@@ -1,0 +1,104 @@
+"""Manifest rows -> model batches: audio features and `[prefix][audio][suffix][target]` token ids."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from simulsa.runtime.audio import audio_duration_s, load_audio
+from simulsa.runtime.errors import AudioError, ManifestError
+from simulsa.train.families.base import SpeechLM, TokenizedRow
+from simulsa.train.manifest import ManifestRow
+
+
+def row_context(manifest: Path, row: ManifestRow) -> str:
+    return f"{manifest}:{row.line} (id {row.id!r})"
+
+
+def load_row_audio(manifest: Path, row: ManifestRow) -> np.ndarray:
+    """The row's audio, with any problem reported against its manifest line."""
+    try:
+        return load_audio(row.audio)
+    except AudioError as err:
+        raise AudioError(f"{row_context(manifest, row)}: {err}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedRows:
+    rows: list[ManifestRow]  # usable rows, in manifest order
+    durations: list[float]  # seconds, from the file headers
+    too_long: int  # rows over the family's audio limit, skipped
+
+
+def check_rows(manifest: Path, rows: list[ManifestRow], max_audio_s: float | None) -> CheckedRows:
+    """Read every row's audio header up front so a bad file fails now, not an hour into training."""
+    kept, durations, too_long = [], [], 0
+    for row in rows:
+        if not row.audio.is_file():
+            raise AudioError(f"{row_context(manifest, row)}: audio file {str(row.audio)!r} does not exist")
+        try:
+            duration = audio_duration_s(row.audio)
+        except AudioError as err:
+            raise AudioError(f"{row_context(manifest, row)}: {err}") from None
+        if duration <= 0:
+            raise AudioError(f"{row_context(manifest, row)}: audio {str(row.audio)!r} is empty")
+        if max_audio_s is not None and duration > max_audio_s:
+            too_long += 1
+            continue
+        kept.append(row)
+        durations.append(duration)
+    if not kept:
+        raise ManifestError(f"{manifest}: no usable rows (all {len(rows)} longer than {max_audio_s} s)")
+    return CheckedRows(kept, durations, too_long)
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """One item per manifest row: audio features (numpy) and token ids."""
+
+    def __init__(self, manifest: Path, rows: list[ManifestRow], model: SpeechLM) -> None:
+        self.manifest = manifest
+        self.rows = rows
+        self.model = model
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        samples = load_row_audio(self.manifest, row)
+        try:
+            features = self.model.audio_features(samples)
+        except AudioError as err:
+            raise AudioError(f"{row_context(self.manifest, row)}: {err}") from None
+        return {"features": features, "tokens": self.model.tokenize_row(row.target, row.src_lang, row.tgt_lang)}
+
+
+def _pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged id lists -> (B, L_max) zero-padded ids and (B,) lengths."""
+    width = max(1, max(len(s) for s in sequences))
+    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    for b, seq in enumerate(sequences):
+        ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return ids, torch.tensor([len(s) for s in sequences])
+
+
+def collate_tokens(tokens: list[TokenizedRow]) -> dict[str, torch.Tensor]:
+    batch = {}
+    for part in ("prefix", "suffix", "target"):
+        batch[f"{part}_ids"], batch[f"{part}_len"] = _pad([getattr(t, f"{part}_ids") for t in tokens])
+    return batch
+
+
+@dataclasses.dataclass
+class SpeechCollator:
+    model: SpeechLM
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        audio = self.model.collate_audio([item["features"] for item in items])
+        batch = {f"audio_{key}": value for key, value in audio.items()}
+        batch.update(collate_tokens([item["tokens"] for item in items]))
+        return batch
