@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-
 from simulsa.runtime.errors import ModelError
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.families.config import SimulsaConfig, write_config
@@ -56,7 +55,7 @@ def load_trained(base: SpeechLM, folder: Path, config: SimulsaConfig, trainable:
     setattr(base, base.peft_root, PeftModel.from_pretrained(base.lm_module, str(adapter), is_trainable=trainable))
     if config.trained_modules:
         state = load_file(str(folder / config.trained_modules))
-        missing, unexpected = base.load_state_dict(state, strict=False)
+        _, unexpected = base.load_state_dict(state, strict=False)
         if unexpected:
             raise ModelError(f"{folder}: {config.trained_modules} holds unknown weights {unexpected[:3]}")
     if trainable:

@@ -16,9 +16,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
-
 from simulsa.runtime.errors import ModelError, SimulsaError
 from simulsa.runtime.files import check_output_free
 from simulsa.train.data import SpeechCollator, SpeechDataset, check_rows
@@ -28,6 +25,8 @@ from simulsa.train.families.quantization import check_quantization_supported
 from simulsa.train.lora import LoraOptions, attach_lora, has_adapter, save_trained, trainable_state
 from simulsa.train.manifest import read_manifest
 from simulsa.train.plots import plot_loss
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_WEIGHTS = "model.safetensors"  # transformers' SAFE_WEIGHTS_NAME: here only the trained tensors
@@ -183,6 +182,9 @@ def _training_arguments(options: TrainOptions, has_dev: bool) -> TrainingArgumen
 
 
 def _load_for_training(options: TrainOptions) -> SpeechLM:
+    from transformers import set_seed
+
+    set_seed(options.seed)  # the adapter's random initialisation is part of "same seed, same run"
     load = LoadOptions(quantization=options.quantization)
     check_quantization_supported(load)
     model = load_speech_lm(options.model, load, trainable=True)

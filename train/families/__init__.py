@@ -68,7 +68,8 @@ def _hub_model_type(model_id: str) -> str | None:
     try:
         return AutoConfig.from_pretrained(model_id).model_type
     except (OSError, ValueError) as err:
-        raise ModelError(f"model {model_id!r} is neither a folder nor a reachable hub id ({type(err).__name__})") from None
+        raise ModelError(f"model {model_id!r}: no such folder, and not a hub id that could be fetched "
+                         f"({type(err).__name__}); give a folder made by simulsa compose or simulsa train") from None
 
 
 def load_speech_lm(source: str | Path, options: LoadOptions | None = None, trainable: bool = False) -> SpeechLM:

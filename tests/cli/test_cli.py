@@ -1,0 +1,66 @@
+"""The README's quickstart through typer's runner, for both families, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from simulsa.cli.app import app
+from typer.testing import CliRunner
+
+from tests.conftest import FAMILY_NAMES
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_compose_augment_train(name, toy_manifest, tmp_path):
+    model, aug, ckpt = tmp_path / "m", tmp_path / "aug", tmp_path / "ckpt"
+    result = invoke("compose", "--tiny", name, "--out", model)
+    assert result.exit_code == 0, result.output
+    assert json.loads((model / "simulsa.json").read_text())["family"] == name
+    result = invoke("augment", "--model", model, "--manifest", toy_manifest, "--out", aug, "--ratio", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "augmented 6 of 12 rows" in result.output
+    assert len((aug / "augmented.jsonl").read_text().splitlines()) == 6
+    result = invoke("train", "--model", model, "--train", aug / "manifest.jsonl", "--out", ckpt, "--max-steps", "2",
+                    "--batch-size", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps" in result.output
+    config = json.loads((ckpt / "simulsa.json").read_text())
+    assert config["base_model"] == str(model.resolve()) and config["adapter"] == "adapter"
+
+
+def test_errors_are_one_line_with_exit_code_1(tmp_path, toy_manifest, tiny_model_dirs):
+    (tmp_path / "taken").mkdir()
+    cases = [
+        (("compose", "--tiny", "composite", "--out", tmp_path / "taken"), "already exists; pass --force"),
+        (("compose", "--tiny", "wavenet", "--out", tmp_path / "new"), "unknown model family 'wavenet'"),
+        (("compose", "--out", tmp_path / "new2"), "give --encoder and --lm"),
+        (("augment", "--model", tmp_path, "--manifest", toy_manifest, "--out", tmp_path / "a"), "is not a simulsa model"),
+        (("augment", "--model", tiny_model_dirs["composite"], "--manifest", tmp_path / "none.jsonl", "--out",
+          tmp_path / "a"), "manifest"),
+        (("train", "--model", tiny_model_dirs["composite"], "--train", toy_manifest, "--out", tmp_path / "t",
+          "--load-in-4bit", "--load-in-8bit"), "choose one of"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "new").exists() and not (tmp_path / "a").exists()
+
+
+def test_bad_usage_is_exit_code_2():
+    assert invoke("train", "--no-such-flag").exit_code == 2
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("compose", "augment", "train"):
+        assert command in result.output
