@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from simulsa.runtime.errors import SimulsaError
 
 app = typer.Typer(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
 from simulsa.runtime.errors import AudioError
 
 SAMPLE_RATE = 16_000  # Hz; every model here hears 16 kHz mono

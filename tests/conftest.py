@@ -24,6 +24,7 @@ def toy_manifest(tmp_path_factory) -> Path:
 def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
     """One saved tiny model folder per family (seeded, so every session builds the same weights)."""
     import torch
+
     from simulsa.train.families import build_tiny, save_model
 
     folders = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
 from simulsa.runtime.audio import SAMPLE_RATE, quantize_pcm16, write_wav
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from simulsa.runtime.audio import audio_duration_s, load_audio
 from simulsa.runtime.errors import AudioError, ManifestError
 from simulsa.train.families.base import SpeechLM, TokenizedRow

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
 from simulsa.runtime.errors import ModelError
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.families.config import SimulsaConfig, write_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from simulsa.train.data import collate_tokens
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.manifest import ManifestRow

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from simulsa.runtime.audio import SAMPLE_RATE, write_wav
 
 # English word -> (Spanish word, tone frequency in Hz)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
+
 from simulsa.runtime.errors import ModelError, SimulsaError
 from simulsa.runtime.files import check_output_free
 from simulsa.train.data import SpeechCollator, SpeechDataset, check_rows
@@ -25,8 +28,6 @@ from simulsa.train.families.quantization import check_quantization_supported
 from simulsa.train.lora import LoraOptions, attach_lora, has_adapter, save_trained, trainable_state
 from simulsa.train.manifest import read_manifest
 from simulsa.train.plots import plot_loss
-from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
 
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_WEIGHTS = "model.safetensors"  # transformers' SAFE_WEIGHTS_NAME: here only the trained tensors

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from simulsa.cli.app import app
 from typer.testing import CliRunner
 
+from simulsa.cli.app import app
 from tests.conftest import FAMILY_NAMES
 
 runner = CliRunner()
@@ -64,3 +64,35 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("compose", "augment", "train"):
         assert command in result.output
+
+
+def test_compose_from_pretrained_parts(tmp_path):
+    """--encoder/--lm take ordinary transformers folders (hub ids work the same way with a network)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig, WhisperForConditionalGeneration
+
+    from simulsa.train.families import load_speech_lm
+    from simulsa.train.tokenizer import build_byte_tokenizer
+
+    tokenizer = build_byte_tokenizer()
+    tokenizer.chat_template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" \
+                              "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"  # fmt: skip
+    whisper = WhisperForConditionalGeneration(WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+        vocab_size=64, pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))  # fmt: skip
+    whisper.save_pretrained(tmp_path / "whisper")
+    lm = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                      num_key_value_heads=1, vocab_size=len(tokenizer)))  # fmt: skip
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    result = invoke("compose", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out", tmp_path / "m",
+                    "--block-s", "0.96")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = load_speech_lm(tmp_path / "m")
+    assert model.simulsa_config.audio.block_s == 0.96
+    prefix, suffix = model.simulsa_config.prompt.render()
+    assert prefix == "<|im_start|>user\n" and suffix.startswith("\nTranslate the English speech into Spanish.<|im_end|>")
+    import torch
+
+    assert torch.equal(model.encoder.conv1.weight, whisper.model.encoder.conv1.weight)
+    result = invoke("compose", "--encoder", tmp_path / "lm", "--lm", tmp_path / "lm", "--out", tmp_path / "bad")
+    assert result.exit_code == 1 and "is a 'llama' model; give a Whisper model" in result.output

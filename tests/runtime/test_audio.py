@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+
 from simulsa.runtime.audio import SAMPLE_RATE, WHISPER_WINDOW_SAMPLES, load_audio, log_mel, to_mono
 from simulsa.runtime.errors import AudioError
 

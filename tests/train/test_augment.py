@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from scipy import stats
+
 from simulsa.runtime.audio import SAMPLE_RATE
 from simulsa.train.augment import (
     AugmentOptions,

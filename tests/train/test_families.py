@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from simulsa.runtime.errors import AudioError, ModelError
 from simulsa.train.families import FAMILIES, build_tiny, load_speech_lm, save_model
 from simulsa.train.lora import LoraOptions, attach_lora, save_trained
-
 from tests.conftest import FAMILY_NAMES
 from tests.train.helpers import batch_for, noise
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from simulsa.runtime.errors import ManifestError
 from simulsa.train.manifest import read_manifest, write_manifest
 

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from simulsa.runtime.errors import ModelError, OutputExistsError, SimulsaError
 from simulsa.train.families import build_tiny, load_speech_lm
 from simulsa.train.families.base import IGNORE_INDEX
 from simulsa.train.lora import LoraOptions
 from simulsa.train.trainer import SimulsaTrainer, TrainOptions, run_training
-
 from tests.conftest import FAMILY_NAMES
 from tests.train.helpers import batch_for, noise
 

@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
+
 from simulsa.runtime.errors import ModelError
 from simulsa.train.families.config import SimulsaConfig
-from torch import nn
 
 IGNORE_INDEX = -100  # label value the loss skips (prompt and audio positions)
 

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
+
 from simulsa.runtime.audio import ENCODER_STRIDE, HOP_LENGTH, SAMPLE_RATE, log_mel
 from simulsa.runtime.errors import AudioError, ModelError
 from simulsa.runtime.prompt import AUDIO_PLACEHOLDER, PLAIN_PROMPT, PromptTemplate
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
-from torch import nn
 
 ENCODER_DIR = "encoder"  # WhisperEncoder weights + config
 LM_DIR = "lm"  # causal LM weights + config + tokenizer
@@ -129,9 +130,10 @@ class CompositeSpeechLM(SpeechLM):
 
 
 def load_composite(folder: Path, config: SimulsaConfig, options: LoadOptions) -> CompositeSpeechLM:
-    from simulsa.train.families.quantization import quantized_load_kwargs
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from simulsa.train.families.quantization import quantized_load_kwargs
 
     encoder = WhisperEncoder.from_pretrained(str(folder / ENCODER_DIR), dtype=options.torch_dtype)
     lm = AutoModelForCausalLM.from_pretrained(str(folder / LM_DIR), **quantized_load_kwargs(options))
@@ -171,9 +173,10 @@ def _prompt_for(tokenizer: Any, src_lang: str, tgt_lang: str) -> PromptTemplate:
 
 def tiny_composite(block_s: float = DEFAULT_BLOCK_S) -> CompositeSpeechLM:
     """A random composite of a few hundred thousand parameters (no download)."""
-    from simulsa.train.tokenizer import build_byte_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from simulsa.train.tokenizer import build_byte_tokenizer
 
     tokenizer = build_byte_tokenizer()
     encoder = WhisperEncoder(WhisperConfig(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,

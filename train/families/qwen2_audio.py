@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from simulsa.runtime.audio import HOP_LENGTH, WHISPER_WINDOW_FRAMES, WHISPER_WINDOW_S, WHISPER_WINDOW_SAMPLES, log_mel
 from simulsa.runtime.errors import AudioError
 from simulsa.runtime.prompt import CHATML_PROMPT
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
-from torch import nn
 
 # LoRA on the language model's projections only; the audio tower and projector keep their weights.
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -78,8 +79,9 @@ class Qwen2AudioSpeechLM(SpeechLM):
 
 
 def load_qwen2_audio(folder: Path | str, config: SimulsaConfig, options: LoadOptions) -> Qwen2AudioSpeechLM:
-    from simulsa.train.families.quantization import quantized_load_kwargs
     from transformers import AutoTokenizer, Qwen2AudioForConditionalGeneration
+
+    from simulsa.train.families.quantization import quantized_load_kwargs
 
     hf = Qwen2AudioForConditionalGeneration.from_pretrained(str(folder), **quantized_load_kwargs(options))
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -93,8 +95,9 @@ def default_qwen2_audio_config() -> SimulsaConfig:
 
 def tiny_qwen2_audio() -> Qwen2AudioSpeechLM:
     """A random Qwen2-Audio of a few hundred thousand parameters (no download)."""
-    from simulsa.train.tokenizer import build_byte_tokenizer
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    from simulsa.train.tokenizer import build_byte_tokenizer
 
     tokenizer = build_byte_tokenizer()
     vocab = len(tokenizer)
