@@ -96,6 +96,11 @@ class SpeechLM(nn.Module, abc.ABC):
     # ---- shared ------------------------------------------------------------------------
 
     @property
+    def text_config(self) -> Any:
+        """The language model's transformers config (layers, heads, hidden size)."""
+        return self.lm_module.config
+
+    @property
     def lm_module(self) -> nn.Module:
         return getattr(self, self.peft_root)
 

@@ -8,7 +8,6 @@ The last, partial block is padded with silence to a whole audio token (80 ms).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from simulsa.runtime.audio import ENCODER_STRIDE, HOP_LENGTH, SAMPLE_RATE, log_mel
-from simulsa.runtime.errors import AudioError, ModelError
+from simulsa.runtime.errors import ModelError
+from simulsa.runtime.features import block_mels
 from simulsa.runtime.prompt import AUDIO_PLACEHOLDER, PLAIN_PROMPT, PromptTemplate
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
@@ -62,21 +61,10 @@ class CompositeSpeechLM(SpeechLM):
     def max_audio_s(self) -> float | None:
         return None
 
-    @property
-    def samples_per_token(self) -> int:
-        """Audio samples behind one audio token: stack * 2 mel frames (1280 = 80 ms for stack 4)."""
-        return self.simulsa_config.audio.stack * ENCODER_STRIDE * HOP_LENGTH
-
     def audio_features(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         """(T,) -> {"mel": (M, sum F_i) blocks side by side, "block_frames": (n_blocks,) F_i}."""
-        if samples.size == 0:
-            raise AudioError("audio is empty; nothing to encode")
-        block = round(self.simulsa_config.audio.block_s * SAMPLE_RATE)
-        mels = []
-        for start in range(0, samples.size, block):
-            piece = samples[start : start + block]
-            padded = math.ceil(piece.size / self.samples_per_token) * self.samples_per_token
-            mels.append(log_mel(np.pad(piece, (0, padded - piece.size)), self.simulsa_config.audio.n_mels))
+        audio = self.simulsa_config.audio
+        mels = block_mels(samples, audio.block_s, audio.stack, audio.n_mels)
         return {"mel": np.concatenate(mels, axis=1), "block_frames": np.array([m.shape[1] for m in mels])}
 
     def collate_audio(self, features: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,6 @@ encoder is told the real length through an attention mask, exactly as transforme
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulsa.runtime.audio import HOP_LENGTH, WHISPER_WINDOW_FRAMES, WHISPER_WINDOW_S, WHISPER_WINDOW_SAMPLES, log_mel
-from simulsa.runtime.errors import AudioError
+from simulsa.runtime.audio import WHISPER_WINDOW_FRAMES, WHISPER_WINDOW_S
+from simulsa.runtime.features import window_mel
 from simulsa.runtime.prompt import CHATML_PROMPT
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
@@ -41,14 +40,13 @@ class Qwen2AudioSpeechLM(SpeechLM):
         """The Qwen2AudioForConditionalGeneration under any peft wrapper."""
         return self.hf.get_base_model() if hasattr(self.hf, "get_base_model") else self.hf
 
+    @property
+    def text_config(self) -> Any:
+        return self._unwrapped().config.text_config
+
     def audio_features(self, samples: np.ndarray) -> dict[str, np.ndarray]:
-        if samples.size == 0:
-            raise AudioError("audio is empty; nothing to encode")
-        if samples.size > WHISPER_WINDOW_SAMPLES:
-            raise AudioError(f"audio of {samples.size / 16000:.1f} s is longer than qwen2-audio's {WHISPER_WINDOW_S} s window")
-        window = np.pad(samples, (0, WHISPER_WINDOW_SAMPLES - samples.size))
-        frames = math.ceil(samples.size / HOP_LENGTH)
-        return {"mel": log_mel(window, self.simulsa_config.audio.n_mels), "frames": np.array(frames)}
+        mel, frames = window_mel(samples, self.simulsa_config.audio.n_mels)
+        return {"mel": mel, "frames": np.array(frames)}
 
     def collate_audio(self, features: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         return {

@@ -1,0 +1,79 @@
+"""torch -> ONNX: the audio encoder and the decoder graphs, plus the embedding table and tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simulsa.export.wrappers import BlockEncoderWrapper, DecoderWrapper, WindowEncoderWrapper
+from simulsa.train.families.base import SpeechLM
+
+ONNX_OPSET = 17
+ENCODER_FILE = "audio_encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+EMBED_FILE = "embed_tokens.npy"
+TOKENIZER_FILE = "tokenizer.json"
+
+ENCODER_WRAPPERS = {"composite": BlockEncoderWrapper, "qwen2-audio": WindowEncoderWrapper}
+
+
+@dataclasses.dataclass(frozen=True)
+class LmDims:
+    hidden_size: int
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+
+    @classmethod
+    def of(cls, model: SpeechLM) -> LmDims:
+        config = model.text_config
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        return cls(hidden_size=config.hidden_size, num_layers=config.num_hidden_layers,
+                   num_kv_heads=getattr(config, "num_key_value_heads", None) or heads, head_dim=head_dim,
+                   vocab_size=model.input_embeddings().weight.shape[0])  # fmt: skip
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, names: tuple, outputs: tuple, axes: dict) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes: checked by verification
+        # The TorchScript exporter: explicit dynamic axes, hierarchical node names (/lm/model/layers.0/...).
+        torch.onnx.export(module, args, str(path), input_names=list(names), output_names=list(outputs),
+                          dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)  # fmt: skip
+
+
+def export_graphs(model: SpeechLM, folder: Path) -> dict[str, dict[str, list[str]]]:
+    """Write the encoder and decoder graphs; return their input/output names for bundle.json."""
+    dims = LmDims.of(model)
+    encoder = ENCODER_WRAPPERS[model.family](model).eval()
+    _export(encoder, encoder.example_inputs(model.simulsa_config.audio.n_mels), folder / ENCODER_FILE,
+            encoder.input_names, encoder.output_names, encoder.dynamic_axes)  # fmt: skip
+    decoder = DecoderWrapper(model, dims.num_layers).eval()
+    _export(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim), folder / DECODER_FILE,
+            decoder.input_names, decoder.output_names, decoder.dynamic_axes)  # fmt: skip
+    return {"audio_encoder": {"inputs": list(encoder.input_names), "outputs": list(encoder.output_names)},
+            "decoder": {"inputs": list(decoder.input_names), "outputs": list(decoder.output_names)}}  # fmt: skip
+
+
+def write_embeddings(model: SpeechLM, folder: Path) -> None:
+    table = model.input_embeddings().weight.detach().float().cpu().numpy()  # (V, H)
+    np.save(folder / EMBED_FILE, table)
+
+
+def write_tokenizer(model: SpeechLM, folder: Path) -> None:
+    """Only tokenizer.json travels: the runtime reads it with the `tokenizers` library."""
+    with tempfile.TemporaryDirectory() as scratch:
+        model.tokenizer.save_pretrained(scratch)
+        source = Path(scratch) / TOKENIZER_FILE
+        if not source.is_file():
+            from simulsa.runtime.errors import ModelError
+
+            raise ModelError("the model's tokenizer has no tokenizer.json (a slow tokenizer?); convert it to a fast one")
+        shutil.copy(source, folder / TOKENIZER_FILE)

@@ -1,0 +1,162 @@
+"""`simulsa export`: checkpoint in, verified self-describing bundle out.
+
+1. load the checkpoint and merge its LoRA adapter into the base weights;
+2. export the fp32 graphs, embedding table and tokenizer; describe them in bundle.json;
+3. verify the fp32 bundle against torch (fail on a mismatch);
+4. for int8: quantize the graphs and the embedding table, and measure the int8 bundle;
+5. rename the finished folder into place (an interrupted export leaves nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from simulsa.export.bundle_writer import bundle_meta, write_bundle_json
+from simulsa.export.graphs import (
+    DECODER_FILE,
+    EMBED_FILE,
+    ENCODER_FILE,
+    TOKENIZER_FILE,
+    export_graphs,
+    write_embeddings,
+    write_tokenizer,
+)
+from simulsa.export.quantize import (
+    EMBED_SCALES_FILE,
+    QuantizeOptions,
+    quantize_embeddings,
+    quantize_graph,
+    weights_bytes,
+)
+from simulsa.export.verify import VerificationReport, verify_bundle
+from simulsa.runtime.bundle import load_bundle
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.files import atomic_dir, check_output_free
+from simulsa.runtime.onnx_model import OnnxSpeechModel
+from simulsa.train.families import load_speech_lm, resolve_config
+from simulsa.train.families.base import SpeechLM
+from simulsa.train.lora import has_adapter
+
+VERIFICATION_FILE = "verification.json"
+
+
+class ExportError(SimulsaError):
+    """An export that could not be completed or verified."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    checkpoint: str  # a `simulsa train` output or a model folder
+    out: Path
+    quantize: QuantizeOptions = QuantizeOptions()
+    verify: bool = True
+    force: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    reports: list[VerificationReport]
+    fp32_bytes: int  # weights of the fp32 graphs + embedding table
+    bundle_bytes: int  # weights in the written bundle
+
+    @property
+    def compression(self) -> float:
+        return self.fp32_bytes / self.bundle_bytes
+
+
+def load_merged(checkpoint: str) -> tuple[SpeechLM, dict]:
+    """The checkpoint's model with its adapter merged (plain weights), and where it came from."""
+    config, where = resolve_config(checkpoint)
+    model = load_speech_lm(checkpoint).eval()
+    if has_adapter(model):
+        setattr(model, model.peft_root, model.lm_module.merge_and_unload())
+    source = {"model": where, "base_model": config.base_model, "adapter": config.adapter}
+    return model, source
+
+
+def _write_fp32(model: SpeechLM, folder: Path, source: dict) -> dict:
+    folder.mkdir(exist_ok=True)
+    io = export_graphs(model, folder)
+    write_embeddings(model, folder)
+    write_tokenizer(model, folder)
+    files = {"audio_encoder": ENCODER_FILE, "decoder": DECODER_FILE, "embed_tokens": EMBED_FILE,
+             "embed_scales": None, "tokenizer": TOKENIZER_FILE}  # fmt: skip
+    meta = bundle_meta(model, io, files, {"mode": "none"}, source)
+    write_bundle_json(folder, meta)
+    return meta
+
+
+def _write_int8(fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) -> None:
+    kept = {name: quantize_graph(fp32 / name, folder / name, options) for name in (ENCODER_FILE, DECODER_FILE)}
+    table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
+    np.save(folder / EMBED_FILE, table)
+    np.save(folder / EMBED_SCALES_FILE, scales)
+    shutil.copy(fp32 / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    quantization = {"mode": "int8", "method": "onnxruntime dynamic quantization, per-channel symmetric int8 weights, "
+                    "uint8 activations quantized at run time (MatMulInteger / DynamicQuantizeMatMul)",
+                    "ops": ["MatMul", "Gemm"], "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
+                    "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
+    write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},
+                               "quantization": quantization})  # fmt: skip
+
+
+def _verified(model: SpeechLM, folder: Path, precision: str) -> VerificationReport:
+    report = verify_bundle(model, OnnxSpeechModel(load_bundle(folder)), precision)
+    if not report.passed:
+        raise ExportError(f"fp32 parity failed; the bundle was not written:\n{report.table()}")
+    return report
+
+
+def run_export(options: ExportOptions) -> ExportResult:
+    from tqdm.auto import tqdm
+
+    check_output_free(options.out, options.force)
+    int8 = options.quantize.mode == "int8"
+    steps = ["load + merge", "export fp32", *(["verify fp32"] if options.verify else []),
+             *(["quantize int8"] if int8 else []), *(["verify int8"] if int8 and options.verify else [])]  # fmt: skip
+    bar = tqdm(steps, desc="simulsa export", unit="step")
+    reports: list[VerificationReport] = []
+
+    def step() -> None:
+        bar.set_postfix_str(next(iter_steps))
+
+    iter_steps = iter(steps)
+    step()
+    model, source = load_merged(options.checkpoint)
+    bar.update()
+    with atomic_dir(options.out, options.force) as tmp:
+        fp32 = tmp / "fp32" if int8 else tmp
+        step()
+        meta = _write_fp32(model, fp32, source)
+        bar.update()
+        if options.verify:
+            step()
+            reports.append(_verified(model, fp32, "fp32"))
+            bar.update()
+        fp32_bytes = weights_bytes(fp32)
+        if int8:
+            step()
+            _write_int8(fp32, tmp, meta, options.quantize)
+            shutil.rmtree(fp32)
+            bar.update()
+            if options.verify:
+                step()
+                reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), "int8"))
+                bar.update()
+        _finish(tmp, reports)
+    bar.close()
+    return ExportResult(options.out, reports, fp32_bytes, weights_bytes(options.out))
+
+
+def _finish(folder: Path, reports: list[VerificationReport]) -> None:
+    """Record the verification in the bundle and re-hash, so bundle.json covers verification.json too."""
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta.pop("sha256")
+    (folder / VERIFICATION_FILE).write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n")
+    write_bundle_json(folder, meta)

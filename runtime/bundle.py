@@ -1,0 +1,108 @@
+"""The bundle: the contract between `simulsa export` and the runtime (ARCHITECTURE.md, "The bundle").
+
+A folder holding bundle.json, audio_encoder.onnx, decoder.onnx, the token embedding table and
+tokenizer.json. bundle.json describes everything the runtime needs; the runtime never guesses.
+Changing the layout means bumping SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from simulsa.runtime.errors import SimulsaError
+
+SCHEMA_VERSION = 1
+BUNDLE_JSON = "bundle.json"
+
+
+class BundleError(SimulsaError):
+    """A bundle that is missing, corrupt, or of another schema version."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    path: Path
+    meta: dict[str, Any]  # the parsed bundle.json
+
+    @property
+    def family(self) -> str:
+        return self.meta["family"]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return self.meta["dims"]
+
+    @property
+    def audio(self) -> dict[str, Any]:
+        return self.meta["audio"]
+
+    @property
+    def prompt(self) -> dict[str, Any]:
+        return self.meta["prompt"]
+
+    def file(self, role: str) -> Path:
+        """Path of the file playing `role` (audio_encoder, decoder, embed_tokens, embed_scales, tokenizer)."""
+        name = self.meta["files"].get(role)
+        if name is None:
+            raise BundleError(f"bundle {self.path} has no {role} file")
+        return self.path / name
+
+    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
+        entry = self.meta["io"][graph]
+        return entry["inputs"], entry["outputs"]
+
+    def kv_names(self, kind: str, layer: int) -> str:
+        """kind: past_key, past_value, present_key, present_value."""
+        return self.meta["kv"][kind].format(layer)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
+    """Read and check bundle.json: schema version, every listed file present, sha256 unchanged."""
+    path = Path(path)
+    meta_path = path / BUNDLE_JSON
+    if not meta_path.is_file():
+        raise BundleError(f"{str(path)!r} is not a bundle (no {BUNDLE_JSON}); build one with `simulsa export`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{meta_path}: corrupt bundle.json ({err.msg}); re-export the bundle") from None
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"bundle {str(path)!r} has schema version {version}, this simulsa reads version "
+                          f"{SCHEMA_VERSION}; re-export it with this simulsa")  # fmt: skip
+    for name, expected in meta.get("sha256", {}).items():
+        _check_file(path, name, expected, verify_checksums)
+    return Bundle(path=path, meta=meta)
+
+
+def _check_file(folder: Path, name: str, expected: str, verify_checksum: bool) -> None:
+    file = folder / name
+    if not file.is_file():
+        raise BundleError(f"bundle {str(folder)!r} is missing {name}; re-export the bundle")
+    if verify_checksum and sha256_of(file) != expected:
+        raise BundleError(f"checksum mismatch for {name} in bundle {str(folder)!r}: the file was changed; "
+                          "re-export the bundle (or pass --skip-checksum to load it anyway)")  # fmt: skip
+
+
+def open_session(file: Path, threads: int | None = None, providers: list[str] | None = None):
+    """An onnxruntime session; the CUDA provider when onnxruntime-gpu sees a GPU, else the CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    available = ort.get_available_providers()
+    chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return ort.InferenceSession(str(file), sess_options=options, providers=chosen)

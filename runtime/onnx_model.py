@@ -1,0 +1,83 @@
+"""A bundle's ONNX graphs behind the calls a decoding loop needs: embed, encode audio, decode a step.
+
+The streaming engine (runtime issue) builds on this; `simulsa export` uses it to verify a bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from simulsa.runtime.bundle import Bundle, load_bundle, open_session
+from simulsa.runtime.features import block_mels, window_mel, window_token_count
+
+
+class OnnxSpeechModel:
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+        self.bundle = bundle
+        self.encoder = open_session(bundle.file("audio_encoder"), threads)
+        self.decoder = open_session(bundle.file("decoder"), threads)
+        self.embed_table = np.load(bundle.file("embed_tokens"))  # (V, H) float32, or int8 with per-row scales
+        scales = bundle.meta["files"].get("embed_scales")
+        self.embed_scales = np.load(bundle.path / scales) if scales else None  # (V,) float32
+        self.decoder_inputs, self.decoder_outputs = bundle.io_names("decoder")
+        self.num_layers = bundle.dims["num_layers"]
+
+    @classmethod
+    def from_path(cls, path: str | Path, threads: int | None = None, verify_checksums: bool = True) -> OnnxSpeechModel:
+        return cls(load_bundle(path, verify_checksums), threads)
+
+    def embed_tokens(self, ids: list[int] | np.ndarray) -> np.ndarray:
+        """Token ids (n,) -> embeddings (n, H) float32."""
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = self.embed_table[ids].astype(np.float32)
+        return rows * self.embed_scales[ids, None] if self.embed_scales is not None else rows
+
+    def encode_audio(self, samples: np.ndarray) -> np.ndarray:
+        """(T,) float32 16 kHz -> (n_audio_tokens, H) audio embeddings, the family's way."""
+        return AUDIO_ENCODERS[self.bundle.family](self, samples)
+
+    def _encode_blocks(self, samples: np.ndarray) -> np.ndarray:
+        audio = self.bundle.audio
+        mels = block_mels(samples, audio["block_s"], audio["stack"], audio["n_mels"])
+        return np.concatenate([self.encoder.run(None, {"mel": mel[None]})[0][0] for mel in mels])
+
+    def _encode_window(self, samples: np.ndarray) -> np.ndarray:
+        mel, frames = window_mel(samples, self.bundle.audio["n_mels"])
+        feeds = {"input_features": mel[None], "valid_frames": np.array([frames], dtype=np.int64)}
+        return self.encoder.run(None, feeds)[0][0, : window_token_count(frames)]
+
+    def empty_cache(self) -> list[np.ndarray]:
+        dims = self.bundle.dims
+        shape = (1, dims["num_kv_heads"], 0, dims["head_dim"])  # (B, KV, past, D)
+        return [np.zeros(shape, dtype=np.float32) for _ in range(2 * self.num_layers)]
+
+    def decode(self, embeds: np.ndarray, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(T, H) new embeddings after `past` -> ((T, V) logits, present K/V covering past + T)."""
+        n_past, n_new = past[0].shape[2], embeds.shape[0]
+        feeds = {"inputs_embeds": embeds[None].astype(np.float32),
+                 "attention_mask": np.ones((1, n_past + n_new), dtype=np.int64),
+                 "position_ids": np.arange(n_past, n_past + n_new, dtype=np.int64)[None]}  # fmt: skip
+        feeds.update(zip(self.decoder_inputs[3:], past))
+        logits, *present = self.decoder.run(None, feeds)
+        return logits[0], present
+
+    def greedy(self, prompt_embeds: np.ndarray, max_new_tokens: int, stop_ids: set[int]) -> list[int]:
+        """Prefill the prompt, then pick the most likely token until a stop id or the budget (KV cache reused)."""
+        logits, past = self.decode(prompt_embeds, self.empty_cache())
+        tokens: list[int] = []
+        while len(tokens) < max_new_tokens:
+            token = int(np.argmax(logits[-1]))
+            tokens.append(token)
+            if token in stop_ids:
+                break
+            logits, past = self.decode(self.embed_tokens([token]), past)
+        return tokens
+
+
+AUDIO_ENCODERS: dict[str, Callable[[OnnxSpeechModel, np.ndarray], np.ndarray]] = {
+    "composite": OnnxSpeechModel._encode_blocks,
+    "qwen2-audio": OnnxSpeechModel._encode_window,
+}
