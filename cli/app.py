@@ -156,7 +156,35 @@ def train(
                f"wrote {out}")  # fmt: skip
 
 
+@app.command("export", epilog="Examples:\n\n  simulsa export ckpt --out bundle --quantize int8\n\n"
+             "  simulsa export ckpt --out bundle --quantize int8 --keep-fp32 lm_head   (output head stays fp32)")  # fmt: skip
+@reports_errors
+def export_bundle(
+    checkpoint: Annotated[str, typer.Argument(help="A simulsa train output or a model folder.")],
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
+    quantize: Annotated[str, typer.Option(help="int8 (integer kernels on CPU) or none (fp32).")] = "int8",
+    keep_fp32: Annotated[list[str] | None, typer.Option(help="Regex on ONNX node names kept fp32 (repeatable).")] = None,
+    verify: Annotated[bool, typer.Option(help="Check the bundle against torch (fp32 parity is required).")] = True,
+    force: Force = False,
+) -> None:
+    """Merge the adapter, export ONNX graphs with a KV cache, quantize, verify, and write a bundle."""
+    from simulsa.export.quantize import QuantizeOptions
+
+    options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()))
+    from simulsa.export.pipeline import ExportOptions, run_export
+
+    result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force))
+    for report in result.reports:
+        typer.echo(report.table())
+    typer.echo(f"wrote {out}: weights {result.bundle_bytes / 1e6:.2f} MB ({quantize}); fp32 {result.fp32_bytes / 1e6:.2f} MB, "
+               f"{result.compression:.2f}x smaller")  # fmt: skip
+
+
 def main() -> None:
+    import warnings
+
+    # transformers' deprecation notices are for library authors; users of the CLI cannot act on them
+    warnings.filterwarnings("ignore", category=FutureWarning)
     app(prog_name="simulsa")
 
 

@@ -117,6 +117,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     from tqdm.auto import tqdm
 
     check_output_free(options.out, options.force)
+    resolve_config(options.checkpoint)  # a bad checkpoint fails now, before any progress display
     int8 = options.quantize.mode == "int8"
     steps = ["load + merge", "export fp32", *(["verify fp32"] if options.verify else []),
              *(["quantize int8"] if int8 else []), *(["verify int8"] if int8 and options.verify else [])]  # fmt: skip

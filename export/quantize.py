@@ -10,8 +10,11 @@ onnxruntime.quantization directly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +55,22 @@ def quantize_graph(source: Path, target: Path, options: QuantizeOptions) -> list
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded = _excluded_nodes(source, options.keep_fp32)
-    quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded,
-                     extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    with _quiet_root_logger():  # onnxruntime logs a generic "consider pre-processing" warning on the root logger
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded,
+                         extra_options={"MatMulConstBOnly": True})  # fmt: skip
     return excluded
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_embeddings(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +80,16 @@ def quantize_embeddings(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.round(table / scales[:, None]).astype(np.int8), scales.astype(np.float32)
 
 
+def graph_weights_bytes(path: Path) -> int:
+    """Bytes of a graph's initializers (its weights), not counting the graph's own structure."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return sum(numpy_helper.to_array(init).nbytes for init in model.graph.initializer)
+
+
 def weights_bytes(folder: Path) -> int:
-    """Bytes of model weights in a bundle folder: graphs, external data and embedding tables."""
-    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".onnx", ".npy", ".data"))
+    """Bytes of model weights in a bundle folder: graph initializers and embedding tables."""
+    graphs = sum(graph_weights_bytes(p) for p in folder.glob("*.onnx"))
+    return graphs + sum(np.load(p, mmap_mode="r").nbytes for p in folder.glob("*.npy"))

@@ -96,3 +96,14 @@ def test_compose_from_pretrained_parts(tmp_path):
     assert torch.equal(model.encoder.conv1.weight, whisper.model.encoder.conv1.weight)
     result = invoke("compose", "--encoder", tmp_path / "lm", "--lm", tmp_path / "lm", "--out", tmp_path / "bad")
     assert result.exit_code == 1 and "is a 'llama' model; give a Whisper model" in result.output
+
+
+def test_export_command(tiny_model_dirs, tmp_path):
+    result = invoke("export", tiny_model_dirs["composite"], "--out", tmp_path / "b", "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    assert "verification (fp32)" in result.output and "verdict: PASS" in result.output
+    assert (tmp_path / "b" / "bundle.json").is_file()
+    result = invoke("export", tmp_path, "--out", tmp_path / "c")
+    assert result.exit_code == 1 and "is not a simulsa model" in result.output
+    result = invoke("export", tiny_model_dirs["composite"], "--out", tmp_path / "b")
+    assert result.exit_code == 1 and "already exists" in result.output

@@ -1,0 +1,158 @@
+"""simulsa export: both families, fp32 and int8, verified; the bundle contract and its failure modes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from simulsa.export.pipeline import ExportError, ExportOptions, run_export
+from simulsa.export.quantize import QuantizeOptions, graph_weights_bytes
+from simulsa.runtime.bundle import BundleError, load_bundle
+from simulsa.runtime.onnx_model import OnnxSpeechModel
+from simulsa.train.families import load_speech_lm
+from simulsa.train.lora import LoraOptions, attach_lora, save_trained
+from tests.conftest import FAMILY_NAMES
+
+
+@pytest.fixture(scope="module")
+def trained_dirs(tiny_model_dirs, tmp_path_factory):
+    """A train output per family whose adapter and projector are far from identity, so merging matters."""
+    folders = {}
+    for name in FAMILY_NAMES:
+        torch.manual_seed(1)
+        model = attach_lora(load_speech_lm(tiny_model_dirs[name]), LoraOptions(r=4, alpha=8, dropout=0.0))
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.add_(0.05 * torch.randn_like(param))
+        folders[name] = tmp_path_factory.mktemp("trained") / name
+        folders[name].mkdir()
+        save_trained(model, folders[name], str(tiny_model_dirs[name]))
+    return folders
+
+
+@pytest.fixture(scope="module")
+def bundles(trained_dirs, tmp_path_factory):
+    """(family, mode) -> export result, exported once per module."""
+    root = tmp_path_factory.mktemp("bundles")
+    results = {}
+    for name in FAMILY_NAMES:
+        for mode in ("none", "int8"):
+            options = ExportOptions(checkpoint=str(trained_dirs[name]), out=root / f"{name}-{mode}", quantize=QuantizeOptions(mode))
+            results[name, mode] = run_export(options)
+    return results
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("mode", ["none", "int8"])
+def test_export_verifies(bundles, name, mode):
+    result = bundles[name, mode]
+    fp32 = result.reports[0]
+    assert fp32.precision == "fp32" and fp32.passed
+    for case in fp32.cases:
+        assert case.max_abs_diff <= 1e-3 * case.logits_scale
+        assert case.torch_tokens == case.onnx_tokens and case.top1_match == 1.0
+    if mode == "int8":
+        int8 = result.reports[1]
+        assert int8.precision == "int8"
+        assert all(0.0 <= c.top1_match <= 1.0 and 0.0 <= c.greedy_agreement <= 1.0 for c in int8.cases)
+    meta = json.loads((result.out / "bundle.json").read_text())
+    assert meta["quantization"]["mode"] == mode
+    assert json.loads((result.out / "verification.json").read_text())[0]["passed"] is True
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_int8_runs_integer_kernels_and_is_smaller(bundles, name):
+    fp32, int8 = bundles[name, "none"].out, bundles[name, "int8"].out
+    graph = onnx.load(str(int8 / "decoder.onnx")).graph
+    weights = {init.name for init in graph.initializer}
+    assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
+    # every product with a weight matrix is integer; fp32 MatMuls left are activation x activation (attention)
+    assert not [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    # the LM is what dominates a real model; tiny encoders are dominated by their positional tables
+    def lm_weights(folder, tables):
+        return graph_weights_bytes(folder / "decoder.onnx") + sum(np.load(folder / t).nbytes for t in tables)
+
+    ratio = lm_weights(fp32, ["embed_tokens.npy"]) / lm_weights(int8, ["embed_tokens.npy", "embed_scales.npy"])
+    assert ratio >= 3.0, ratio
+    assert bundles[name, "int8"].compression > 1.5
+
+
+def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
+    """The bundle computes the trained model, not its base."""
+    onnx_model = OnnxSpeechModel.from_path(bundles["composite", "none"].out)
+    audio = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    bundle_embeds = onnx_model.encode_audio(audio)
+    for folder, same in ((trained_dirs["composite"], True), (tiny_model_dirs["composite"], False)):
+        model = load_speech_lm(folder).eval()
+        with torch.no_grad():
+            mel = torch.from_numpy(model.audio_features(audio)["mel"])[None]
+            torch_embeds = model.projector(model.encode_blocks(mel))[0].numpy()
+        assert np.allclose(bundle_embeds, torch_embeds, atol=1e-4) == same
+
+
+def test_bundle_round_trip_and_contract(bundles):
+    bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
+    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == 1
+    assert bundle.kv_names("past_key", 1) == "past_key_values.1.key"
+    assert bundle.kv_names("present_value", 0) == "present.0.value"
+    inputs, outputs = bundle.io_names("decoder")
+    assert inputs[:3] == ["inputs_embeds", "attention_mask", "position_ids"] and outputs[0] == "logits"
+    assert set(bundle.meta["sha256"]) >= {"audio_encoder.onnx", "decoder.onnx", "embed_tokens.npy", "tokenizer.json"}
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(bundle.file("tokenizer")))
+    assert tokenizer.decode(bundle.prompt["suffix_ids"], skip_special_tokens=False).startswith("<|audio_eos|>")
+
+
+def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundles["composite", "int8"].out, copy)
+    data = bytearray((copy / "decoder.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "decoder.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch for decoder.onnx"):
+        load_bundle(copy)
+    load_bundle(copy, verify_checksums=False)  # --skip-checksum loads it anyway
+    (copy / "decoder.onnx").unlink()
+    with pytest.raises(BundleError, match="is missing decoder.onnx"):
+        load_bundle(copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    (copy / "bundle.json").write_text(json.dumps({**meta, "schema_version": 99}))
+    with pytest.raises(BundleError, match="schema version 99, this simulsa reads version 1"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="is not a bundle"):
+        load_bundle(tmp_path)
+
+
+def test_interrupted_export_leaves_no_bundle(trained_dirs, tmp_path, monkeypatch):
+    import simulsa.export.pipeline as pipeline
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pipeline, "quantize_graph", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_export(ExportOptions(checkpoint=str(trained_dirs["composite"]), out=tmp_path / "b"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fp32_parity_failure_fails_the_export(trained_dirs, tmp_path, monkeypatch):
+    import simulsa.export.verify as verify
+
+    monkeypatch.setattr(verify, "LOGITS_RTOL", 0.0)  # no difference allowed: float rounding alone must fail it
+    with pytest.raises(ExportError, match="fp32 parity failed"):
+        run_export(ExportOptions(checkpoint=str(trained_dirs["composite"]), out=tmp_path / "b", quantize=QuantizeOptions("none")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_options():
+    from simulsa.runtime.errors import SimulsaError
+
+    with pytest.raises(SimulsaError, match="--quantize must be one of int8, none, got 'int4'"):
+        QuantizeOptions("int4")
