@@ -180,6 +180,9 @@ def export_bundle(
                f"{result.compression:.2f}x smaller")  # fmt: skip
 
 
+from simulsa.cli import runtime_commands  # noqa: E402, F401  (registers translate and stream)
+
+
 def main() -> None:
     import warnings
 

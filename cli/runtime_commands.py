@@ -1,0 +1,183 @@
+"""`simulsa translate` and `simulsa stream`: the torch-free runtime from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from simulsa.cli.app import app, reports_errors
+from simulsa.runtime.errors import SimulsaError
+
+BundleOption = Annotated[Path, typer.Option("--bundle", help="Bundle folder made by simulsa export.")]
+Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")]
+SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
+DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
+
+
+def _load_translator(bundle: Path, threads: int | None, skip_checksum: bool):
+    from simulsa.runtime.session import Translator
+
+    return Translator.from_bundle(bundle, threads=threads, verify_checksums=not skip_checksum)
+
+
+@app.command(epilog="Example:\n\n  simulsa translate talk.wav --bundle bundle")
+@reports_errors
+def translate(
+    audio: Annotated[Path, typer.Argument(help="Audio file (any format soundfile reads, any sample rate).")],
+    bundle: BundleOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of plain text.")] = False,
+    threads: Threads = None,
+    skip_checksum: SkipChecksum = False,
+) -> None:
+    """Translate one file, whole utterance, offline."""
+    from simulsa.runtime.audio import SAMPLE_RATE
+
+    samples = _read_audio(audio)
+    translator = _load_translator(bundle, threads, skip_checksum)
+    started = time.perf_counter()
+    text = translator.translate(samples) if samples.size else ""
+    compute_s = time.perf_counter() - started
+    if not samples.size:
+        typer.echo(f"note: {audio} holds no audio; nothing to translate", err=True)
+    if as_json:
+        record = {"audio": str(audio), "text": text, "audio_s": samples.size / SAMPLE_RATE, "compute_s": round(compute_s, 3)}
+        typer.echo(json.dumps(record, ensure_ascii=False))
+    else:
+        typer.echo(text)
+
+
+def _read_audio(path: Path):
+    import numpy as np
+    import soundfile as sf
+
+    from simulsa.runtime.audio import load_audio
+
+    if path.is_file() and sf.info(str(path)).frames == 0:
+        return np.zeros(0, dtype=np.float32)
+    return load_audio(path)
+
+
+class LiveView:
+    """Committed text plain, tentative text dimmed, one line per segment (plain lines when not a terminal)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+
+    def show(self, event: Any) -> None:
+        if self.tty:
+            tail = "\n" if event.final else ""
+            sys.stdout.write(f"{CLEAR_LINE}{event.segment_text}{DIM}{event.tentative if not event.final else ''}{RESET}{tail}")
+            sys.stdout.flush()
+        elif event.final and event.segment_text.strip():
+            print(event.segment_text.strip(), flush=True)
+
+
+class EventLog:
+    """JSONL of every event, written as it happens (an interrupted stream keeps what it showed)."""
+
+    FIELDS = ("t_audio_ms", "t_wall_ms", "committed", "tentative", "segment", "final")
+
+    def __init__(self, path: Path | None) -> None:
+        self.handle = path.open("w", encoding="utf-8") if path else None
+
+    def write(self, event: Any) -> None:
+        if self.handle:
+            record = {key: getattr(event, key) for key in self.FIELDS}
+            record["t_audio_ms"], record["t_wall_ms"] = round(record["t_audio_ms"], 1), round(record["t_wall_ms"], 1)
+            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle:
+            self.handle.close()
+
+
+@app.command(epilog="Examples:\n\n  simulsa stream talk.wav --bundle bundle --chunk-ms 500 --jsonl ev.jsonl --srt out.srt\n\n"
+             "  simulsa stream --mic --bundle bundle --policy local-agreement")  # fmt: skip
+@reports_errors
+def stream(
+    bundle: BundleOption,
+    audio: Annotated[Path | None, typer.Argument(help="Audio file to stream (or --mic).")] = None,
+    mic: Annotated[bool, typer.Option("--mic", help="Stream from the default microphone (Ctrl-C to stop).")] = False,
+    chunk_ms: Annotated[float, typer.Option(help="Audio per decoding step, milliseconds.")] = 500,
+    policy: Annotated[str, typer.Option(help="hold or local-agreement.")] = "hold",
+    hold: Annotated[int, typer.Option(help="hold policy: tokens held back until the source ends.")] = 3,
+    realtime: Annotated[bool, typer.Option(help="Feed a file at the speed it would play.")] = False,
+    no_cache_reuse: Annotated[bool, typer.Option(help="Recompute everything each step (checks, benchmarks).")] = False,
+    max_segment_s: Annotated[float, typer.Option(help="Longest segment without a pause, seconds.")] = 20.0,
+    min_silence_ms: Annotated[int, typer.Option(help="Pause that ends a segment, milliseconds.")] = 600,
+    jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
+    srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
+    vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
+    threads: Threads = None,
+    skip_checksum: SkipChecksum = False,
+) -> None:
+    """Simultaneous translation of a file or the microphone: live text, events, subtitles."""
+    from simulsa.runtime.session import StreamOptions
+
+    if (audio is None) == (not mic):
+        raise SimulsaError("give an audio file or --mic (one of them)")
+    options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
+                            max_segment_s=max_segment_s, min_silence_ms=min_silence_ms)  # fmt: skip
+    samples = _read_audio(audio) if audio is not None else None
+    session = _load_translator(bundle, threads, skip_checksum).session(options)
+    view, log, finals = LiveView(), EventLog(jsonl), []
+    try:
+        source = _mic_blocks(session) if mic else _file_blocks(samples, chunk_ms, realtime)
+        for event in _run(session, source):
+            view.show(event)
+            log.write(event)
+            if event.final:
+                finals.append(event)
+    finally:
+        log.close()
+    _write_subtitles(finals, srt, vtt)
+
+
+def _file_blocks(samples, chunk_ms: float, realtime: bool):
+    """Chunks of the file; with `realtime`, each chunk waits until it would have been heard."""
+    step = max(1, int(chunk_ms * 16))
+    started = time.perf_counter()
+    for start in range(0, samples.size, step):
+        if realtime:
+            time.sleep(max(0.0, (start + step) / 16000 - (time.perf_counter() - started)))
+        yield samples[start : start + step]
+
+
+def _mic_blocks(session):
+    from simulsa.runtime.mic import Microphone
+
+    microphone = Microphone()
+    with microphone:
+        typer.echo("listening… (Ctrl-C to stop)", err=True)
+        try:
+            while True:
+                yield microphone.read()
+        finally:
+            if microphone.overflows:
+                typer.echo(f"note: {microphone.overflows} input overflows (audio was dropped)", err=True)
+
+
+def _run(session, source):
+    """Feed blocks, yield events; Ctrl-C ends the stream cleanly with a final segment."""
+    try:
+        for block in source:
+            session.accept_audio(block)
+            yield from session.step()
+    except KeyboardInterrupt:
+        pass
+    yield from session.finish()
+
+
+def _write_subtitles(finals: list, srt: Path | None, vtt: Path | None) -> None:
+    from simulsa.runtime.subtitles import SUBTITLE_FORMATS, cues_from_events, write_text_atomic
+
+    cues = cues_from_events(finals)
+    for path, kind in ((srt, "srt"), (vtt, "vtt")):
+        if path is not None:
+            write_text_atomic(path, SUBTITLE_FORMATS[kind](cues))

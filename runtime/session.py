@@ -1,0 +1,262 @@
+"""Streaming translation sessions over a bundle (sherpa-onnx style: accept audio, step, finish).
+
+    translator = Translator.from_bundle("bundle")
+    session = translator.session(StreamOptions(chunk_ms=500, policy="hold", hold=3))
+    session.accept_audio(samples, sample_rate)   # any rate, mono or stereo, float or int16
+    for event in session.step(): ...             # one event per processed chunk
+    events = session.finish()                    # the source ended: commit everything
+
+Sequence and KV reuse (ARCHITECTURE.md):
+    [context][prompt prefix][stable audio ...][unstable audio][prompt suffix][committed][new tokens]
+     └──────── reusable KV cache ────────────┘└────────── recomputed each step ───────────┘
+Each step encodes only the new audio, extends the cache with newly stable embeddings, runs the
+tail on top of the cache, decodes greedily, and lets the policy commit a prefix. The tail's KV is
+dropped (onnxruntime returns fresh arrays). A segment ends at a pause (VAD), at `max_segment_s`
+or at `max_segment_tokens`; the cache is then cut back to the prompt, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simulsa.runtime.audio import SAMPLE_RATE, check_finite, to_mono
+from simulsa.runtime.bundle import BundleError
+from simulsa.runtime.errors import AudioError, SimulsaError
+from simulsa.runtime.kv_cache import KVCache
+from simulsa.runtime.onnx_model import OnnxSpeechModel
+from simulsa.runtime.policies import POLICIES, PolicyState
+from simulsa.runtime.segment_audio import SEGMENT_AUDIO
+from simulsa.runtime.text import IncrementalText
+from simulsa.runtime.vad import EnergyVad
+
+LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOptions:
+    chunk_ms: float = 500  # audio per step; float("inf") = decode only when the source ends
+    policy: str = "hold"  # hold | local-agreement
+    hold: int = 3  # hold policy: tokens held back while the source goes on (paper's b)
+    cache_reuse: bool = True  # False recomputes the whole sequence every step (checks and benchmarks)
+    max_new_tokens: int = 24  # tokens proposed per step
+    max_segment_s: float = 20.0  # a segment ends after this much audio even without a pause
+    max_segment_tokens: int = 200  # ... or this many committed tokens
+    min_silence_ms: int = 600  # a pause this long after speech ends a segment
+    vad_threshold_db: float = -45.0  # frames louder than this (dBFS) are speech
+    context_tokens: int = 0  # committed tokens of earlier segments placed before the prompt
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise SimulsaError(f"unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        checks = {"chunk_ms": self.chunk_ms > 0, "hold": self.hold >= 0, "max_new_tokens": self.max_new_tokens > 0,
+                  "max_segment_s": self.max_segment_s > 0, "max_segment_tokens": self.max_segment_tokens > 0,
+                  "min_silence_ms": self.min_silence_ms > 0, "context_tokens": self.context_tokens >= 0}  # fmt: skip
+        for name, ok in checks.items():
+            if not ok:
+                raise SimulsaError(f"{name} is out of range, got {getattr(self, name)}")
+
+    @property
+    def chunk_samples(self) -> float:
+        return self.chunk_ms * SAMPLE_RATE / 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationEvent:
+    committed: str  # text committed by this step; never revised later
+    tentative: str  # proposed continuation after all committed text; may change
+    t_audio_ms: float  # source audio read when the event was emitted
+    t_wall_ms: float  # wall-clock since the session started
+    segment: int  # index of the segment this event belongs to
+    final: bool  # the segment ended and its text is complete
+    segment_start_ms: float  # where the segment began in the source
+    segment_text: str  # all committed text of the segment so far
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Translator:
+    """A loaded bundle: make sessions from it, or translate a whole utterance."""
+
+    def __init__(self, model: OnnxSpeechModel) -> None:
+        from tokenizers import Tokenizer
+
+        self.model = model
+        self.tokenizer = Tokenizer.from_file(str(model.bundle.file("tokenizer")))
+        if not model.bundle.prompt["suffix_ids"]:
+            raise BundleError("bundle prompt has an empty suffix; the decoder needs at least one token after the audio")
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, threads: int | None = None, verify_checksums: bool = True) -> Translator:
+        return cls(OnnxSpeechModel.from_path(path, threads, verify_checksums))
+
+    def session(self, options: StreamOptions | None = None) -> StreamSession:
+        return StreamSession(self, options or StreamOptions())
+
+    def translate(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, options: StreamOptions | None = None) -> str:
+        """Offline: the whole utterance at once (segmented only by length), its text."""
+        session = self.session(dataclasses.replace(options or StreamOptions(), chunk_ms=float("inf")))
+        session.accept_audio(samples, sample_rate)
+        return " ".join(e.segment_text for e in session.finish() if e.final and e.segment_text)
+
+
+class StreamSession:
+    def __init__(self, translator: Translator, options: StreamOptions) -> None:
+        self.model, self.tokenizer, self.options = translator.model, translator.tokenizer, options
+        bundle = self.model.bundle
+        window = bundle.audio.get("window_s")
+        if window and options.max_segment_s > window:
+            raise SimulsaError(f"max_segment_s {options.max_segment_s} exceeds the {bundle.family} window of {window} s")
+        self.policy = POLICIES[options.policy]
+        self.prompt = bundle.prompt
+        self.suffix_embeds = self.model.embed_tokens(self.prompt["suffix_ids"])
+        self._resamplers: dict[int, object] = {}
+        self.reset()
+
+    # ---- public API ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything: a new stream starts at audio time 0."""
+        self.pending = np.zeros(0, dtype=np.float32)
+        self.consumed = 0  # samples moved from `pending` into segments
+        self.segment_index = 0
+        self.context: list[int] = []
+        self.started = time.perf_counter()
+        self._resamplers.clear()
+        self._new_segment()
+
+    def accept_audio(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+        """Queue audio: (T,) or (T, C), float or integer, any sample rate."""
+        x = to_mono(np.asarray(samples))
+        check_finite(x, "accept_audio")
+        if x.size:
+            self.pending = np.concatenate([self.pending, self._resample(x, sample_rate)])
+
+    def step(self) -> list[TranslationEvent]:
+        """Process every whole chunk of queued audio; one event per chunk that was decoded."""
+        events = []
+        while self.pending.size >= self.options.chunk_samples:
+            piece = self.pending[: int(self.options.chunk_samples)]
+            self.pending = self.pending[piece.size :]
+            events += self._advance(piece)
+        return events
+
+    def finish(self) -> list[TranslationEvent]:
+        """The source ended: consume what is queued, commit everything, end the segment."""
+        events = []
+        while self.pending.size:
+            room = int(self.options.max_segment_s * SAMPLE_RATE) - self.audio.samples.size
+            piece, self.pending = self.pending[: max(room, 1)], self.pending[max(room, 1) :]
+            self._append(piece)
+            if self.pending.size:
+                events.append(self._finalize())
+        events.append(self._finalize())
+        return events
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _resample(self, x: np.ndarray, rate: int) -> np.ndarray:
+        if rate == SAMPLE_RATE:
+            return x
+        if rate <= 0:
+            raise AudioError(f"sample rate must be positive, got {rate}")
+        import soxr
+
+        if rate not in self._resamplers:  # a stream resampler: no clicks at chunk borders
+            self._resamplers[rate] = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        return self._resamplers[rate].resample_chunk(x)
+
+    def _new_segment(self) -> None:
+        dims = self.model.bundle.dims
+        self.audio = SEGMENT_AUDIO[self.model.bundle.family](self.model)
+        self.vad = EnergyVad(self.options.vad_threshold_db, self.options.min_silence_ms)
+        self.committed: list[int] = []
+        self.previous: tuple[int, ...] | None = None
+        self.text = IncrementalText(self.tokenizer)
+        self.segment_start = self.consumed
+        self.prefix_embeds = self.model.embed_tokens(self.context + list(self.prompt["prefix_ids"]))
+        self.cache = KVCache(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"])
+        if self.options.cache_reuse:
+            _, present = self.model.decode(self.prefix_embeds, self.cache.tensors)
+            self.cache.replace(present)
+
+    def _append(self, piece: np.ndarray) -> None:
+        self.audio.append(piece)
+        self.vad.accept(piece)
+        self.consumed += piece.size
+        if not self.vad.speech_seen:  # nothing said yet: keep only a short lead-in
+            keep = int(LEADING_SILENCE_KEPT_S * SAMPLE_RATE)
+            dropped = max(0, self.audio.samples.size - keep)
+            self.audio.samples = self.audio.samples[dropped:]
+            self.segment_start += dropped
+
+    def _advance(self, piece: np.ndarray) -> list[TranslationEvent]:
+        self._append(piece)
+        if not self.vad.speech_seen:
+            return []
+        if (self.vad.endpoint or self.audio.duration_s >= self.options.max_segment_s
+                or len(self.committed) >= self.options.max_segment_tokens):  # fmt: skip
+            return [self._finalize()]
+        return [self._decode_and_commit(source_finished=False)]
+
+    def _finalize(self) -> TranslationEvent:
+        # a segment of silence has nothing to say
+        event = self._decode_and_commit(source_finished=True) if self.vad.speech_seen else self._event("", "", final=True)
+        if self.options.context_tokens:
+            self.context = (self.context + self.committed)[-self.options.context_tokens :]
+        self.segment_index += 1
+        self._new_segment()
+        return event
+
+    def _decode_and_commit(self, source_finished: bool) -> TranslationEvent:
+        room = self.options.max_segment_tokens - len(self.committed)
+        limit = room if source_finished else min(self.options.max_new_tokens, room)
+        hypothesis = self._propose(max(limit, 0))
+        state = PolicyState(tuple(hypothesis), self.previous, source_finished, self.options.hold)
+        n = self.policy(state)
+        self.committed += hypothesis[:n]
+        self.previous = tuple(hypothesis[n:])
+        delta = self.text.commit(self.committed)
+        return self._event(delta, self.text.tentative(self.committed, hypothesis[n:]), final=source_finished)
+
+    def _event(self, delta: str, tentative: str, final: bool) -> TranslationEvent:
+        return TranslationEvent(committed=delta, tentative=tentative, t_audio_ms=self.consumed * 1000 / SAMPLE_RATE,
+                                t_wall_ms=(time.perf_counter() - self.started) * 1000, segment=self.segment_index,
+                                final=final, segment_start_ms=self.segment_start * 1000 / SAMPLE_RATE,
+                                segment_text=self.text.committed_text)  # fmt: skip
+
+    def _propose(self, limit: int) -> list[int]:
+        """Greedy tokens continuing the committed text, until the end token or `limit`."""
+        if limit == 0:
+            return []
+        logits, present = self._prefill()
+        tokens: list[int] = []
+        end_id = self.prompt["end_id"]
+        while True:
+            token = int(np.argmax(logits[-1]))
+            if token == end_id:
+                return tokens
+            tokens.append(token)
+            if len(tokens) >= limit:
+                return tokens
+            logits, present = self.model.decode(self.model.embed_tokens([token]), present)
+
+    def _prefill(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        committed = self.model.embed_tokens(self.committed)
+        if not self.options.cache_reuse:  # recompute everything from the samples
+            sequence = np.concatenate([self.prefix_embeds, self.audio.all_embeddings(), self.suffix_embeds, committed])
+            return self.model.decode(sequence, KVCache(*self._cache_dims()).tensors)
+        stable = self.audio.take_new_stable()  # only audio that became final since the last step
+        if stable.shape[0]:
+            _, present = self.model.decode(stable, self.cache.tensors)
+            self.cache.replace(present)
+        tail = np.concatenate([self.audio.unstable(), self.suffix_embeds, committed])
+        return self.model.decode(tail, self.cache.tensors)
+
+    def _cache_dims(self) -> tuple[int, int, int]:
+        dims = self.model.bundle.dims
+        return dims["num_layers"], dims["num_kv_heads"], dims["head_dim"]
