@@ -147,6 +147,9 @@ class StreamSession:
 
     def finish(self) -> list[TranslationEvent]:
         """The source ended: consume what is queued, commit everything, end the segment."""
+        for resampler in self._resamplers.values():  # a stream resampler holds back its last few samples
+            self.pending = np.concatenate([self.pending, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+        self._resamplers.clear()
         events = []
         while self.pending.size:
             room = int(self.options.max_segment_s * SAMPLE_RATE) - self.audio.samples.size

@@ -33,3 +33,30 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
         folders[name] = tmp_path_factory.mktemp("models") / name
         save_model(build_tiny(name), folders[name])
     return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tiny_model_dirs, tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """(family, "none" | "int8") -> an exported bundle of the tiny model (verification is tested elsewhere)."""
+    from simulsa.export.pipeline import ExportOptions, run_export
+    from simulsa.export.quantize import QuantizeOptions
+
+    root = tmp_path_factory.mktemp("tiny_bundles")
+    bundles = {}
+    for name in FAMILY_NAMES:
+        for mode in ("none", "int8"):
+            out = root / f"{name}-{mode}"
+            run_export(ExportOptions(checkpoint=str(tiny_model_dirs[name]), out=out, quantize=QuantizeOptions(mode), verify=False))
+            bundles[name, mode] = out
+    return bundles
+
+
+@pytest.fixture(scope="session")
+def speech_like():
+    """8 s of toy speech: tones with pauses between words, 16 kHz float32."""
+    import numpy as np
+
+    from simulsa.train.toy import toy_utterance
+
+    words = ["one", "two", "red", "dog", "house", "water", "green", "three"] * 2
+    return toy_utterance(words, np.random.default_rng(0))

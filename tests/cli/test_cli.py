@@ -107,3 +107,46 @@ def test_export_command(tiny_model_dirs, tmp_path):
     assert result.exit_code == 1 and "is not a simulsa model" in result.output
     result = invoke("export", tiny_model_dirs["composite"], "--out", tmp_path / "b")
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_stream_writes_events_and_subtitles(tiny_bundles, name, tmp_path):
+    import soundfile as sf
+
+    from simulsa.train.toy import toy_utterance
+
+    rng = __import__("numpy").random.default_rng(0)
+    sf.write(tmp_path / "in.wav", toy_utterance(["one", "two", "red", "dog", "house"], rng), 16000)
+    files = {kind: tmp_path / f"out.{kind}" for kind in ("jsonl", "srt", "vtt")}
+    result = invoke("stream", tmp_path / "in.wav", "--bundle", tiny_bundles[name, "int8"], "--chunk-ms", "500",
+                    "--jsonl", files["jsonl"], "--srt", files["srt"], "--vtt", files["vtt"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in files["jsonl"].read_text().splitlines()]
+    assert set(events[0]) == {"t_audio_ms", "t_wall_ms", "committed", "tentative", "segment", "final"}
+    assert [e["t_audio_ms"] for e in events[:2]] == [500.0, 1000.0] and events[-1]["final"]
+    said = "".join(e["committed"] for e in events).strip()  # a random tiny model may say only whitespace
+    assert files["srt"].read_text().startswith("1\n00:00:00,000 --> ") if said else files["srt"].read_text() == ""
+    assert files["vtt"].read_text().startswith("WEBVTT")
+
+
+def test_translate_and_its_errors(tiny_bundles, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32), 16000)
+    result = invoke("translate", tmp_path / "a.wav", "--bundle", tiny_bundles["composite", "int8"], "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["audio_s"] == 1.5 and isinstance(record["text"], str) and record["text"]
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    result = invoke("translate", tmp_path / "empty.wav", "--bundle", tiny_bundles["composite", "int8"])
+    assert result.exit_code == 0 and "holds no audio" in result.output
+    (tmp_path / "junk.wav").write_bytes(b"junk")
+    for args, message in [
+        (("translate", tmp_path / "junk.wav", "--bundle", tiny_bundles["composite", "int8"]), "cannot read audio"),
+        (("translate", tmp_path / "a.wav", "--bundle", tmp_path), "is not a bundle"),
+        (("stream", "--bundle", tiny_bundles["composite", "int8"]), "give an audio file or --mic"),
+        (("stream", tmp_path / "a.wav", "--bundle", tiny_bundles["composite", "int8"], "--policy", "x"), "unknown policy 'x'"),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)

@@ -1,0 +1,121 @@
+"""Streaming invariants on tiny bundles of both families (ARCHITECTURE.md, "Sequence layout and KV reuse")."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from simulsa.runtime.errors import AudioError, SimulsaError
+from simulsa.runtime.kv_cache import KVCache
+from simulsa.runtime.policies import PolicyState, hold_policy, local_agreement_policy
+from simulsa.runtime.session import StreamOptions, Translator
+from tests.conftest import FAMILY_NAMES
+
+
+def _stream(translator, audio, **options):
+    session = translator.session(StreamOptions(**options))
+    session.accept_audio(audio)
+    return session.step() + session.finish()
+
+
+def _committed(events):
+    return [(e.segment, e.committed, e.final) for e in events]
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("policy", ["hold", "local-agreement"])
+def test_cache_reuse_gives_the_tokens_of_a_full_recompute(tiny_bundles, speech_like, name, policy):
+    translator = Translator.from_bundle(tiny_bundles[name, "none"])
+    reused = _stream(translator, speech_like, chunk_ms=500, policy=policy)
+    recomputed = _stream(translator, speech_like, chunk_ms=500, policy=policy, cache_reuse=False)
+    assert len(reused) == 17  # 16 chunks of 500 ms + the final event
+    assert _committed(reused) == _committed(recomputed)
+    assert any(e.committed for e in reused[:-1]) or policy == "local-agreement"
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_one_chunk_as_long_as_the_audio_equals_translate(tiny_bundles, speech_like, name):
+    translator = Translator.from_bundle(tiny_bundles[name, "none"])
+    offline = translator.translate(speech_like)
+    events = _stream(translator, speech_like, chunk_ms=1000 * speech_like.size / 16000)
+    assert offline and "".join(e.committed for e in events) == offline
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_hold_never_revises_committed_text(tiny_bundles, speech_like, name):
+    events = _stream(Translator.from_bundle(tiny_bundles[name, "int8"]), speech_like, chunk_ms=500, hold=3)
+    text = ""
+    for event in events:
+        assert event.segment_text == text + event.committed  # append-only
+        text = event.segment_text
+    assert events[-1].final and not events[-1].tentative
+
+
+def test_local_agreement_commits_only_agreed_prefixes(tiny_bundles, speech_like):
+    events = _stream(Translator.from_bundle(tiny_bundles["composite", "none"]), speech_like, chunk_ms=500,
+                     policy="local-agreement", max_new_tokens=6)  # fmt: skip
+    for before, after in itertools.pairwise(events):
+        if not after.final:  # the final step commits everything by definition
+            assert before.tentative.startswith(after.committed), (before.tentative, after.committed)
+    assert not events[0].committed  # nothing to agree with on the first step
+    assert any(e.committed for e in events[1:-1])  # but agreement does commit while the audio goes on
+
+
+def test_policies_as_pure_functions():
+    hyp = (5, 6, 7, 8, 9)
+    assert hold_policy(PolicyState(hyp, None, False, hold=3)) == 2
+    assert hold_policy(PolicyState(hyp[:2], None, False, hold=3)) == 0
+    assert hold_policy(PolicyState(hyp, None, True, hold=3)) == 5
+    assert hold_policy(PolicyState(hyp, None, False, hold=0)) == 5
+    assert local_agreement_policy(PolicyState(hyp, None, False)) == 0
+    assert local_agreement_policy(PolicyState(hyp, (5, 6, 1), False)) == 2
+    assert local_agreement_policy(PolicyState(hyp, (5, 6, 1), True)) == 5
+
+
+def test_segments_at_pauses_and_resampled_int16_input(tiny_bundles):
+    from simulsa.train.toy import toy_utterance
+
+    rng = np.random.default_rng(3)
+    pause = np.zeros(16000, dtype=np.float32)  # 1 s of silence: an endpoint
+    audio = np.concatenate([toy_utterance(["one", "two"], rng), pause, toy_utterance(["red", "dog"], rng), pause])
+    at_8k = (np.interp(np.arange(0, audio.size, 2), np.arange(audio.size), audio) * 32767).astype(np.int16)
+    session = Translator.from_bundle(tiny_bundles["composite", "int8"]).session(StreamOptions(chunk_ms=250))
+    events = []
+    for start in range(0, at_8k.size, 1000):
+        session.accept_audio(np.stack([at_8k[start : start + 1000]] * 2, axis=1), sample_rate=8000)  # stereo
+        events += session.step()
+    events += session.finish()
+    finals = [e for e in events if e.final and e.segment_text]
+    assert [e.segment for e in finals] == [0, 1]
+    assert finals[1].segment_start_ms >= 1000 * (audio.size - pause.size * 2) / 16000 / 2
+    assert abs(events[-1].t_audio_ms - 1000 * audio.size / 16000) < 50
+
+
+def test_bad_input(tiny_bundles):
+    translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
+    session = translator.session()
+    with pytest.raises(AudioError, match="NaN or Inf"):
+        session.accept_audio(np.array([0.0, np.nan], dtype=np.float32))
+    session.accept_audio(np.zeros(0, dtype=np.float32))  # a zero-length chunk is fine
+    assert session.step() == []
+    assert [e.segment_text for e in session.finish()] == [""]  # no audio: an empty final segment
+    with pytest.raises(SimulsaError, match="unknown policy 'greedy'; choose one of hold, local-agreement"):
+        StreamOptions(policy="greedy")
+    with pytest.raises(SimulsaError, match="exceeds the qwen2-audio window of 30 s"):
+        Translator.from_bundle(tiny_bundles["qwen2-audio", "int8"]).session(StreamOptions(max_segment_s=40))
+
+
+def test_kv_cache_invariants():
+    cache = KVCache(num_layers=2, kv_heads=1, head_dim=4)
+    assert cache.length == 0 and len(cache.tensors) == 4
+    cache.replace([np.ones((1, 1, 5, 4), np.float32)] * 4)
+    cache.truncate(3)
+    assert cache.length == 3 and all(t.shape == (1, 1, 3, 4) for t in cache.tensors)
+    with pytest.raises(ValueError, match="fewer than the cache's 3"):
+        cache.replace([np.ones((1, 1, 2, 4), np.float32)] * 4)
+    with pytest.raises(ValueError, match="expected 4 present tensors"):
+        cache.replace([np.ones((1, 1, 5, 4), np.float32)] * 2)
+    with pytest.raises(ValueError, match="cannot truncate"):
+        cache.truncate(4)
