@@ -18,6 +18,18 @@ def test_log_mel_matches_transformers_whisper_frontend(n_mels):
     assert np.abs(ours - reference).max() < 1e-4
 
 
+def test_log_mel_matches_transformers_on_real_speech():
+    transformers = pytest.importorskip("transformers", reason="the reference frontend lives in transformers")
+    from pathlib import Path
+
+    speech = load_audio(Path(__file__).parents[1] / "data" / "beckett.wav")
+    assert 9.9 < speech.size / SAMPLE_RATE < 10.0
+    reference = transformers.WhisperFeatureExtractor(feature_size=80)(speech, sampling_rate=SAMPLE_RATE,
+                                                                      return_tensors="np").input_features[0]
+    ours = log_mel(np.pad(speech, (0, WHISPER_WINDOW_SAMPLES - speech.size)), 80)
+    assert np.abs(ours - reference).max() < 1e-4
+
+
 def test_load_audio_downmixes_and_resamples(tmp_path):
     t = np.arange(44_100) / 44_100
     left, right = np.sin(2 * np.pi * 440 * t), np.zeros_like(t)

@@ -119,3 +119,13 @@ def test_kv_cache_invariants():
         cache.replace([np.ones((1, 1, 5, 4), np.float32)] * 2)
     with pytest.raises(ValueError, match="cannot truncate"):
         cache.truncate(4)
+
+
+def test_context_from_earlier_segments_is_bounded(tiny_bundles, speech_like):
+    translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
+    session = translator.session(StreamOptions(chunk_ms=500, context_tokens=4, max_segment_s=2.0))
+    session.accept_audio(speech_like)
+    events = session.step() + session.finish()
+    assert sum(e.final for e in events) >= 4  # 8 s cut every 2 s
+    prefix = len(translator.model.bundle.prompt["prefix_ids"])
+    assert len(session.context) == 4 and session.cache.length == prefix + 4
