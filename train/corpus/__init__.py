@@ -1,0 +1,1 @@
+"""`simulsa corpus`: an offline speech-translation corpus from WordNet sentences, apertium and TTS programs."""
