@@ -44,8 +44,9 @@ def fake_world(tmp_path, monkeypatch):
     _install(bin_dir, "apertium", FAKE_APERTIUM)
     _install(bin_dir, "flite", FAKE_FLITE)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    examples = [f'"The dog number {w} drinks cold water"' for w in ("one", "two", "three", "four", "five", "six", "seven",
-                "eight", "nine", "ten", "eleven", "twelve")] + ['"in the house"', '"The buzzer rang twice today"', '"2 cats"']  # fmt: skip
+    numbers = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+    examples = [f'"The dog number {w} drinks cold water"' for w in numbers]
+    examples += ['"in the house"', '"The buzzer rang twice today"', '"2 cats"']  # a fragment, an unknown word, a digit
     (wordnet / "data.noun").write_text("00001 x | gloss; " + "; ".join(examples) + "\n")
     return wordnet
 
@@ -54,7 +55,8 @@ def test_builds_splits_with_unseen_sentences_and_voice(fake_world, tmp_path):
     options = CorpusOptions(train_voices=("flite:kal16", "flite:awb"), test_voice="flite:slt", max_sentences=10,
                             dev_sentences=2, test_sentences=3, wordnet_dir=fake_world, workers=2)  # fmt: skip
     summary = build_corpus(tmp_path / "corpus", options)
-    rows = {s: [json.loads(x) for x in (tmp_path / "corpus" / f"{s}.jsonl").read_text().splitlines()] for s in ("train", "dev", "test")}
+    folder = tmp_path / "corpus"
+    rows = {s: [json.loads(x) for x in (folder / f"{s}.jsonl").read_text().splitlines()] for s in ("train", "dev", "test")}
     assert [len(rows[s]) for s in ("train", "dev", "test")] == [5, 2, 3]
     assert summary["dropped_unknown_words"] == 1  # 'buzzer' is unknown to the stand-in
     assert {r["voice"] for r in rows["test"]} == {"flite:slt"}
