@@ -182,3 +182,35 @@ def _write_subtitles(finals: list, srt: Path | None, vtt: Path | None) -> None:
     for path, kind in ((srt, "srt"), (vtt, "vtt")):
         if path is not None:
             write_text_atomic(path, SUBTITLE_FORMATS[kind](cues))
+
+
+def _numbers(text: str, flag: str, kind=float) -> tuple:
+    try:
+        return tuple(float("inf") if part.strip() in ("inf", "offline") else kind(part) for part in text.split(","))
+    except ValueError:
+        raise SimulsaError(f"{flag} {text!r} is not a comma-separated list of numbers (or inf)") from None
+
+
+EVAL_EXAMPLE = "Example:\n\n  simulsa eval --manifest test.jsonl --bundle b --chunk-ms 500,1000,inf --hold 0,3 --out ev"
+
+
+@app.command("eval", epilog=EVAL_EXAMPLE)
+@reports_errors
+def evaluate(
+    manifest: Annotated[Path, typer.Option(help="JSONL manifest with references.")],
+    bundle: BundleOption,
+    out: Annotated[Path, typer.Option(help="Folder for instances.jsonl, report.json/.md, curve.png.")],
+    chunk_ms: Annotated[str, typer.Option(help="Chunk sizes, comma-separated; inf = offline.")] = "500,1000,2000,inf",
+    hold: Annotated[str, typer.Option(help="Hold values for the hold policy, comma-separated.")] = "0,3,5",
+    policy: Annotated[str, typer.Option(help="Policies, comma-separated.")] = "hold,local-agreement",
+    limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
+    threads: Threads = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+) -> None:
+    """Quality (BLEU, chrF), latency (AL, LAAL, AP, DAL and computation-aware), erasure, RTF per configuration."""
+    from simulsa.runtime.eval_run import EvalOptions, run_eval
+
+    options = EvalOptions(chunks_ms=_numbers(chunk_ms, "--chunk-ms"), holds=_numbers(hold, "--hold", int),
+                          policies=tuple(p.strip() for p in policy.split(",")), limit=limit)  # fmt: skip
+    run_eval(manifest, _load_translator(bundle, threads, False), out, options, force)
+    typer.echo((out / "report.md").read_text())

@@ -20,8 +20,8 @@ import numpy as np
 from simulsa.runtime.audio import SAMPLE_RATE, quantize_pcm16, write_wav
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
+from simulsa.runtime.manifest import ManifestRow, read_manifest, shuffled, write_manifest
 from simulsa.train.data import check_rows, load_row_audio
-from simulsa.train.manifest import ManifestRow, read_manifest, shuffled, write_manifest
 
 AUGMENTED_NAME = "augmented.jsonl"  # the new rows only
 MIXED_NAME = "manifest.jsonl"  # input rows + new rows, shuffled

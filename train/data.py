@@ -11,8 +11,8 @@ import torch
 
 from simulsa.runtime.audio import audio_duration_s, load_audio
 from simulsa.runtime.errors import AudioError, ManifestError
+from simulsa.runtime.manifest import ManifestRow
 from simulsa.train.families.base import SpeechLM, TokenizedRow
-from simulsa.train.manifest import ManifestRow
 
 
 def row_context(manifest: Path, row: ManifestRow) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from simulsa.runtime.manifest import ManifestRow
 from simulsa.train.data import collate_tokens
 from simulsa.train.families.base import SpeechLM
-from simulsa.train.manifest import ManifestRow
 
 
 class ModelScorer:

@@ -21,12 +21,12 @@ from transformers.trainer_callback import PrinterCallback
 
 from simulsa.runtime.errors import ModelError, SimulsaError
 from simulsa.runtime.files import check_output_free
+from simulsa.runtime.manifest import read_manifest
 from simulsa.train.data import SpeechCollator, SpeechDataset, check_rows
 from simulsa.train.families import base_model_of, load_speech_lm
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.quantization import check_quantization_supported
 from simulsa.train.lora import LoraOptions, attach_lora, has_adapter, save_trained, trainable_state
-from simulsa.train.manifest import read_manifest
 from simulsa.train.plots import plot_loss
 
 CHECKPOINTS_DIR = "checkpoints"

@@ -150,3 +150,13 @@ def test_translate_and_its_errors(tiny_bundles, tmp_path):
     ]:
         result = invoke(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_eval_command(tiny_bundles, toy_manifest, tmp_path):
+    result = invoke("eval", "--manifest", toy_manifest, "--bundle", tiny_bundles["composite", "int8"], "--out", tmp_path / "ev",
+                    "--chunk-ms", "1000,inf", "--hold", "3", "--policy", "hold", "--limit", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "| hold-b3-1000ms |" in result.output and "| offline |" in result.output
+    result = invoke("eval", "--manifest", toy_manifest, "--bundle", tiny_bundles["composite", "int8"], "--out", tmp_path / "x",
+                    "--chunk-ms", "fast")  # fmt: skip
+    assert result.exit_code == 1 and "--chunk-ms 'fast' is not a comma-separated list" in result.output

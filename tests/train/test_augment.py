@@ -11,6 +11,7 @@ import soundfile as sf
 from scipy import stats
 
 from simulsa.runtime.audio import SAMPLE_RATE
+from simulsa.runtime.manifest import read_manifest
 from simulsa.train.augment import (
     AugmentOptions,
     clean_prefix,
@@ -18,7 +19,6 @@ from simulsa.train.augment import (
     run_augment,
     sample_truncation_times,
 )
-from simulsa.train.manifest import read_manifest
 
 
 class FakeScorer:

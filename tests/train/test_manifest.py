@@ -3,7 +3,7 @@ import json
 import pytest
 
 from simulsa.runtime.errors import ManifestError
-from simulsa.train.manifest import read_manifest, write_manifest
+from simulsa.runtime.manifest import read_manifest, write_manifest
 
 
 def _write(path, lines):
