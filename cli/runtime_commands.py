@@ -214,3 +214,27 @@ def evaluate(
                           policies=tuple(p.strip() for p in policy.split(",")), limit=limit)  # fmt: skip
     run_eval(manifest, _load_translator(bundle, threads, False), out, options, force)
     typer.echo((out / "report.md").read_text())
+
+
+@app.command(epilog="Example:\n\n  simulsa bench --bundle b-int8 --fp32-bundle b-fp32 --out bench")
+@reports_errors
+def bench(
+    bundle: BundleOption,
+    out: Annotated[Path, typer.Option(help="Folder for bench.json.")],
+    fp32_bundle: Annotated[Path | None, typer.Option(help="The fp32 bundle of the same model, for int8 vs fp32.")] = None,
+    lengths: Annotated[str, typer.Option(help="Audio heard before the measured step, seconds, comma-separated.")] = "5,10,20,40",
+    repeats: Annotated[int, typer.Option(help="Repeats per measurement (the median is reported).")] = 3,
+    threads: Threads = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+) -> None:
+    """Speed side by side: KV reuse vs recompute, int8 vs fp32, RTF, first output, memory, bandwidth bound."""
+    from simulsa.runtime.bench import BenchOptions, bench_table, run_bench
+    from simulsa.runtime.files import atomic_dir
+
+    if repeats <= 0:
+        raise SimulsaError(f"--repeats must be positive, got {repeats}")
+    options = BenchOptions(lengths_s=_numbers(lengths, "--lengths"), repeats=repeats, threads=threads)
+    with atomic_dir(out, force) as tmp:
+        report = run_bench(bundle, options, fp32_bundle)
+        (tmp / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(bench_table(report))

@@ -1,0 +1,162 @@
+"""`simulsa bench`: speed measured side by side in one run, reported as ratios with medians over repeats.
+
+Timed assertions never go into tests: these numbers are for people, printed and written to bench.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from simulsa.runtime.audio import SAMPLE_RATE
+from simulsa.runtime.evaluation import run_stream
+from simulsa.runtime.onnx_model import OnnxSpeechModel
+from simulsa.runtime.session import StreamOptions, Translator
+
+BENCH_TOKENS = 8  # tokens proposed per measured step: the same work for every variant
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    lengths_s: tuple[float, ...] = (5, 10, 20, 40)
+    repeats: int = 3
+    chunk_ms: float = 500
+    threads: int | None = None
+
+
+def median_ms(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def speech(seconds: float, seed: int = 0) -> np.ndarray:
+    """Continuous tone-and-noise audio (no pauses, so no segment ends early)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.2 * np.sin(2 * np.pi * (220 + 110 * np.sin(t)) * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def step_ms(translator: Translator, seconds: float, reuse: bool, options: BenchOptions) -> float:
+    """Median time of one streaming step when `seconds` of audio have been heard (the step's own cost only)."""
+    stream = StreamOptions(chunk_ms=options.chunk_ms, cache_reuse=reuse, max_new_tokens=BENCH_TOKENS, hold=0,
+                           max_segment_s=seconds + 1, max_segment_tokens=10_000, min_silence_ms=10_000)  # fmt: skip
+    audio, chunk = speech(seconds), int(options.chunk_ms * SAMPLE_RATE / 1000)
+
+    def one_step() -> None:
+        session = translator.session(stream)
+        session._append(audio[: audio.size - chunk])
+        session._decode_and_commit(source_finished=False)  # warm: the stable prefix is in the cache
+        session._append(audio[audio.size - chunk :])
+        started = time.perf_counter()
+        session._decode_and_commit(source_finished=False)
+        timings.append((time.perf_counter() - started) * 1000)
+
+    timings: list[float] = []
+    for _ in range(options.repeats):
+        one_step()
+    return statistics.median(timings)
+
+
+def decode_ms_per_token(model: OnnxSpeechModel, repeats: int, tokens: int = 32) -> float:
+    prompt = model.embed_tokens(model.bundle.prompt["prefix_ids"] + model.bundle.prompt["suffix_ids"])
+    _, past = model.decode(prompt, model.empty_cache())
+    one = model.embed_tokens([model.bundle.prompt["end_id"]])
+
+    def run() -> None:
+        cache = past
+        for _ in range(tokens):
+            _, cache = model.decode(one, cache)
+
+    return median_ms(run, repeats) / tokens
+
+
+def encoder_ms_per_audio_s(model: OnnxSpeechModel, repeats: int, seconds: float = 10.0) -> float:
+    audio = speech(min(seconds, 29.0))
+    return median_ms(lambda: model.encode_audio(audio), repeats) / (audio.size / SAMPLE_RATE)
+
+
+def copy_bandwidth_gbs(megabytes: int = 256) -> float:
+    """Memory bandwidth from a large numpy copy: bytes read + written per second (best of 3)."""
+    source = np.ones(megabytes * 2**20 // 8)
+    target = np.empty_like(source)
+    best = min(median_ms(lambda: np.copyto(target, source), 1) for _ in range(3))
+    return 2 * source.nbytes / (best / 1000) / 1e9
+
+
+def bundle_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
+def streaming_speed(translator: Translator, options: BenchOptions) -> dict[str, float | None]:
+    from simulsa.train.toy import toy_utterance  # torch-free: numpy + soundfile
+
+    rng = np.random.default_rng(1)
+    words = [str(w) for w in rng.choice(["one", "two", "red", "dog", "house", "water"], size=40)]
+    audio = toy_utterance(words, rng)  # 20 s with pauses between words
+    trace = run_stream(translator, audio, StreamOptions(chunk_ms=options.chunk_ms), "es")
+    return {"rtf": trace.compute_ms / trace.source_ms, "first_output_ms": trace.first_output_ms,
+            "first_output_ms_ca": trace.elapsed_ms[0] if trace.elapsed_ms else None}  # fmt: skip
+
+
+def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = None) -> dict:
+    """1. reuse vs recompute per step at growing lengths, 2. int8 vs fp32, 3. streaming RTF, 4. bandwidth bound."""
+    translator = Translator.from_bundle(bundle, threads=options.threads)
+    window = translator.model.bundle.audio.get("window_s")
+    lengths = [s for s in options.lengths_s if not window or s < window]
+    growth = []
+    for seconds in lengths:
+        reuse, full = step_ms(translator, seconds, True, options), step_ms(translator, seconds, False, options)
+        growth.append({"audio_s": seconds, "reuse_ms": round(reuse, 2), "recompute_ms": round(full, 2),
+                       "speedup": round(full / reuse, 2)})  # fmt: skip
+    streaming = {k: None if v is None else round(v, 3) for k, v in streaming_speed(translator, options).items()}
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the bandwidth buffers
+    bandwidth = copy_bandwidth_gbs()
+    report = {"bundle": str(bundle), "quantization": translator.model.bundle.meta["quantization"]["mode"],
+              "repeats": options.repeats, "step_growth": growth, "copy_bandwidth_gbs": round(bandwidth, 2),
+              **_speed(translator.model, options, bundle, bandwidth), "streaming": streaming,
+              "peak_rss_mb": peak_rss_mb}  # fmt: skip
+    if fp32_bundle is not None:
+        other = _speed(OnnxSpeechModel.from_path(fp32_bundle, options.threads), options, fp32_bundle, bandwidth)
+        report["fp32"] = other
+        report["int8_vs_fp32"] = {key: round(other[field] / report[field], 2) for key, field in
+                                  (("decode_speedup", "decode_ms_per_token"), ("encoder_speedup", "encoder_ms_per_audio_s"),
+                                   ("size_ratio", "bundle_mb"))}  # fmt: skip
+    return report
+
+
+def _speed(model: OnnxSpeechModel, options: BenchOptions, path: Path, bandwidth_gbs: float) -> dict[str, float]:
+    decode = decode_ms_per_token(model, options.repeats)
+    encoder = encoder_ms_per_audio_s(model, options.repeats)
+    weights = model.bundle.file("decoder").stat().st_size  # every decoder weight is read once per token
+    bound_ms = weights / (bandwidth_gbs * 1e9) * 1000
+    return {"decode_ms_per_token": round(decode, 3), "encoder_ms_per_audio_s": round(encoder, 3),
+            "bundle_mb": round(bundle_bytes(path) / 1e6, 2), "bandwidth_bound_ms_per_token": round(bound_ms, 4),
+            "decode_vs_bound": round(decode / bound_ms, 1)}  # fmt: skip
+
+
+def bench_table(report: dict) -> str:
+    lines = [f"bench: {report['bundle']} ({report['quantization']}), medians of {report['repeats']}",
+             f"{'audio':>7}{'reuse ms':>11}{'recompute ms':>14}{'speedup':>9}"]  # fmt: skip
+    for g in report["step_growth"]:
+        lines.append(f"{g['audio_s']:>6.0f}s{g['reuse_ms']:>11.1f}{g['recompute_ms']:>14.1f}{g['speedup']:>8.2f}x")
+    lines.append(f"decode {report['decode_ms_per_token']:.2f} ms/token = {report['decode_vs_bound']}x the memory-bandwidth "
+                 f"bound; encoder {report['encoder_ms_per_audio_s']:.1f} ms per audio second")
+    lines.append(f"bundle {report['bundle_mb']} MB; copy bandwidth {report['copy_bandwidth_gbs']} GB/s")
+    if "int8_vs_fp32" in report:
+        ratio = report["int8_vs_fp32"]
+        lines.append(f"int8 vs fp32: decode {ratio['decode_speedup']}x faster, encoder {ratio['encoder_speedup']}x, "
+                     f"{ratio['size_ratio']}x smaller")  # fmt: skip
+    s = report["streaming"]
+    lines.append(f"streaming at 500 ms: RTF {s['rtf']}, first output at {s['first_output_ms']} ms of audio; "
+                 f"peak RSS {report['peak_rss_mb']} MB")  # fmt: skip
+    return "\n".join(lines)
