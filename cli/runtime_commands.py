@@ -14,22 +14,41 @@ from simulsa.cli.app import app, reports_errors
 from simulsa.runtime.errors import SimulsaError
 
 BundleOption = Annotated[Path, typer.Option("--bundle", help="Bundle folder made by simulsa export.")]
+DefaultableBundle = Annotated[
+    Path | None, typer.Option("--bundle", help="Bundle folder made by simulsa export (default: the shipped En->Es model).")
+]
 Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")]
 SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
 
-def _load_translator(bundle: Path, threads: int | None, skip_checksum: bool):
+def _load_translator(bundle: Path | None, threads: int | None, skip_checksum: bool):
     from simulsa.runtime.session import Translator
 
-    return Translator.from_bundle(bundle, threads=threads, verify_checksums=not skip_checksum)
+    return Translator.from_bundle(bundle or _default_bundle(), threads=threads, verify_checksums=not skip_checksum)
+
+
+def _default_bundle() -> Path:
+    """The default bundle from the cache, built once (pull, merge, export, verify) when missing."""
+    import importlib.util
+
+    from simulsa.train.default_model import build_default_bundle, default_bundle_path
+
+    path = default_bundle_path()  # raises a clear error when no default model ships with this install
+    if path.is_dir():
+        return path
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
+        raise SimulsaError("the default bundle is not built yet and building it needs torch: "
+                           "pip install 'simulsa[export]' and run `simulsa models build-default`, or pass --bundle")  # fmt: skip
+    typer.echo(f"building the default bundle once into {path} …", err=True)
+    return build_default_bundle()
 
 
 @app.command(epilog="Example:\n\n  simulsa translate talk.wav --bundle bundle")
 @reports_errors
 def translate(
     audio: Annotated[Path, typer.Argument(help="Audio file (any format soundfile reads, any sample rate).")],
-    bundle: BundleOption,
+    bundle: DefaultableBundle = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of plain text.")] = False,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
@@ -100,8 +119,8 @@ class EventLog:
              "  simulsa stream --mic --bundle bundle --policy local-agreement")  # fmt: skip
 @reports_errors
 def stream(
-    bundle: BundleOption,
     audio: Annotated[Path | None, typer.Argument(help="Audio file to stream (or --mic).")] = None,
+    bundle: DefaultableBundle = None,
     mic: Annotated[bool, typer.Option("--mic", help="Stream from the default microphone (Ctrl-C to stop).")] = False,
     chunk_ms: Annotated[float, typer.Option(help="Audio per decoding step, milliseconds.")] = 500,
     policy: Annotated[str, typer.Option(help="hold or local-agreement.")] = "hold",

@@ -66,11 +66,10 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
-def test_compose_from_pretrained_parts(tmp_path):
-    """--encoder/--lm take ordinary transformers folders (hub ids work the same way with a network)."""
+def _tiny_parts(folder):
+    """A tiny Whisper folder and a tiny chat LM folder, as `simulsa models pull` would leave them."""
     from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig, WhisperForConditionalGeneration
 
-    from simulsa.train.families import load_speech_lm
     from simulsa.train.tokenizer import build_byte_tokenizer
 
     tokenizer = build_byte_tokenizer()
@@ -79,11 +78,19 @@ def test_compose_from_pretrained_parts(tmp_path):
     whisper = WhisperForConditionalGeneration(WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
         vocab_size=64, pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))  # fmt: skip
-    whisper.save_pretrained(tmp_path / "whisper")
+    whisper.save_pretrained(folder / "whisper")
     lm = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                       num_key_value_heads=1, vocab_size=len(tokenizer)))  # fmt: skip
-    lm.save_pretrained(tmp_path / "lm")
-    tokenizer.save_pretrained(tmp_path / "lm")
+    lm.save_pretrained(folder / "lm")
+    tokenizer.save_pretrained(folder / "lm")
+    return {"whisper": folder / "whisper", "lm": folder / "lm"}
+
+
+def test_compose_from_pretrained_parts(tmp_path):
+    """--encoder/--lm take ordinary transformers folders (hub ids work the same way with a network)."""
+    from simulsa.train.families import load_speech_lm
+
+    _tiny_parts(tmp_path)
     result = invoke("compose", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out", tmp_path / "m",
                     "--block-s", "0.96")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -92,7 +99,9 @@ def test_compose_from_pretrained_parts(tmp_path):
     prefix, suffix = model.simulsa_config.prompt.render()
     assert prefix == "<|im_start|>user\n" and suffix.startswith("\nTranslate the English speech into Spanish.<|im_end|>")
     import torch
+    from transformers import WhisperForConditionalGeneration
 
+    whisper = WhisperForConditionalGeneration.from_pretrained(tmp_path / "whisper")
     assert torch.equal(model.encoder.conv1.weight, whisper.model.encoder.conv1.weight)
     result = invoke("compose", "--encoder", tmp_path / "lm", "--lm", tmp_path / "lm", "--out", tmp_path / "bad")
     assert result.exit_code == 1 and "is a 'llama' model; give a Whisper model" in result.output

@@ -1,0 +1,86 @@
+"""The embedded default model: a recipe plus trained weights shipped as package data, built into a bundle on first use.
+
+`train/default/` holds `recipe.json` (base models, block length, prompt, how it was trained),
+`adapter/` (peft LoRA) and `trained_modules.safetensors` (the projector). The base weights come
+from `simulsa models pull`; the int8 bundle is built once into the cache, verified, and reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.prompt import PromptTemplate
+from simulsa.train.pretrained.pull import cache_root, pull_model
+
+DEFAULT_DIR = Path(__file__).parent / "default"
+RECIPE = "recipe.json"
+
+
+class NoDefaultModelError(SimulsaError):
+    """This installation ships no trained default model."""
+
+
+def recipe_path() -> Path:
+    return DEFAULT_DIR / RECIPE
+
+
+def read_recipe() -> dict:
+    if not recipe_path().is_file():
+        raise NoDefaultModelError("no --bundle given and this simulsa ships no trained default model yet; "
+                                  "export one with `simulsa export` and pass --bundle")  # fmt: skip
+    return json.loads(recipe_path().read_text(encoding="utf-8"))
+
+
+def default_bundle_path() -> Path:
+    """Where the default int8 bundle lives once built (versioned by the recipe, so an update rebuilds)."""
+    return cache_root() / "bundles" / f"default-{read_recipe()['version']}-int8"
+
+
+def _composed_base(recipe: dict, force: bool) -> Path:
+    """Whisper encoder + LM from the cache, composed with the recipe's block length and prompt (projector replaced later)."""
+    from simulsa.train.families import save_model
+    from simulsa.train.families.composite import compose_composite
+
+    base = cache_root() / "models" / f"default-{recipe['version']}-base"
+    if base.is_dir() and not force:
+        return base
+    encoder, lm = pull_model(recipe["encoder"]), pull_model(recipe["lm"])
+    prompt = PromptTemplate.from_json(recipe["prompt"])
+    model = compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang)
+    model.simulsa_config = dataclasses.replace(model.simulsa_config, prompt=prompt)
+    save_model(model, base, force=True)
+    return base
+
+
+def _checkpoint(recipe: dict, base: Path, folder: Path) -> None:
+    """A `simulsa train`-style output in `folder`: the shipped adapter and projector over the composed base."""
+    from simulsa.train.families.config import SimulsaConfig, read_config, write_config
+
+    shutil.copytree(DEFAULT_DIR / "adapter", folder / "adapter")
+    shutil.copy(DEFAULT_DIR / "trained_modules.safetensors", folder / "trained_modules.safetensors")
+    config = read_config(base)
+    if not isinstance(config, SimulsaConfig):
+        raise SimulsaError(f"{base} has no simulsa.json; rebuild it with `simulsa models build-default --force`")
+    write_config(folder, dataclasses.replace(config, base_model=str(base), adapter="adapter",
+                                             trained_modules="trained_modules.safetensors"))  # fmt: skip
+
+
+def build_default_bundle(force: bool = False) -> Path:
+    """1. pull base weights, 2. compose, 3. attach the shipped adapter, 4. export int8 with verification."""
+    from simulsa.export.pipeline import ExportOptions, run_export
+    from simulsa.export.quantize import QuantizeOptions
+
+    recipe = read_recipe()
+    target = default_bundle_path()
+    if target.is_dir() and not force:
+        return target
+    base = _composed_base(recipe, force)
+    with tempfile.TemporaryDirectory() as scratch:
+        _checkpoint(recipe, base, Path(scratch))
+        run_export(ExportOptions(checkpoint=scratch, out=target, quantize=QuantizeOptions("int8"), force=True))
+    return target
