@@ -27,7 +27,10 @@ from simulsa.export.graphs import (
     write_tokenizer,
 )
 from simulsa.export.quantize import (
+    ACCURACY_LEVEL,
+    BLOCK_SIZE,
     EMBED_SCALES_FILE,
+    WEIGHT_BITS,
     QuantizeOptions,
     quantize_embeddings,
     quantize_graph,
@@ -98,9 +101,9 @@ def _write_int8(fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) 
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
     shutil.copy(fp32 / TOKENIZER_FILE, folder / TOKENIZER_FILE)
-    quantization = {"mode": "int8", "method": "onnxruntime dynamic quantization, per-channel symmetric int8 weights, "
-                    "uint8 activations quantized at run time (MatMulInteger / DynamicQuantizeMatMul)",
-                    "ops": ["MatMul", "Gemm"], "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
+    quantization = {"mode": "int8", "method": f"onnxruntime MatMulNBits: {WEIGHT_BITS}-bit symmetric weights in blocks of "
+                    f"{BLOCK_SIZE}, accuracy_level {ACCURACY_LEVEL} (int8 activations and dot products)",
+                    "ops": ["MatMul"], "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
                     "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
     write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},
                                "quantization": quantization})  # fmt: skip

@@ -1,11 +1,15 @@
-"""int8: dynamic, per-channel weight quantization that runs integer kernels on the CPU.
+"""int8: weights in 8-bit blocks, products computed with integer kernels on the CPU.
 
-onnxruntime's `quantize_dynamic` rewrites each MatMul with constant weights into
-DynamicQuantizeLinear + MatMulInteger (fused into DynamicQuantizeMatMul when the session
-loads), so decoding really multiplies int8 by int8. A weight-only QDQ graph would be folded
-back to fp32 by the optimizer and gain nothing. optimum 2.x moved its onnxruntime tooling
-into a separate package (optimum-onnx) whose quantizer wraps this same call, so we call
-onnxruntime.quantization directly.
+Each MatMul with a constant weight becomes onnxruntime's `MatMulNBits` (8 bits, symmetric,
+blocks of 32 along the input dimension, one fp32 scale per block) with `accuracy_level` 4:
+activations are quantized to int8 per block at run time and the dot products run as int8
+(a weight-only QDQ graph would be folded back to fp32 by the optimizer and gain nothing).
+
+Why not `quantize_dynamic` (MatMulInteger / DynamicQuantizeMatMul): it scales activations
+per tensor, and a real LM's activation outliers wreck that — on SmolLM2-135M it agreed with
+fp32 on 0 % of next tokens (56-58 % with per-tensor or reduce-range weights), against 95 %
+for 8-bit blocks, which also decode 1.9x faster than fp32 on this 2-core CPU. optimum 2.x moved
+its onnxruntime tooling into the separate optimum-onnx package; we call onnxruntime directly.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import numpy as np
 from simulsa.runtime.errors import SimulsaError
 
 QUANTIZE_MODES = ("int8", "none")
-QUANTIZED_OPS = ["MatMul", "Gemm"]  # convolutions stay fp32: ConvInteger is slower than fp32 Conv on CPUs
+WEIGHT_BITS = 8  # 4 bits lost half of the next-token agreement on SmolLM2-135M
+BLOCK_SIZE = 32  # weights per scale along the input dimension
+ACCURACY_LEVEL = 4  # MatMulNBits: int8 activations and int8 dot products
 EMBED_SCALES_FILE = "embed_scales.npy"
 
 
@@ -52,13 +58,16 @@ def _excluded_nodes(path: Path, patterns: tuple[str, ...]) -> list[str]:
 
 def quantize_graph(source: Path, target: Path, options: QuantizeOptions) -> list[str]:
     """Write an int8 copy of `source`; return the names of the nodes kept in fp32 by request."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     excluded = _excluded_nodes(source, options.keep_fp32)
-    with _quiet_root_logger():  # onnxruntime logs a generic "consider pre-processing" warning on the root logger
-        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded,
-                         extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    with _quiet_root_logger():  # the quantizer logs every node it visits on the root logger
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=WEIGHT_BITS, block_size=BLOCK_SIZE, is_symmetric=True,
+                                         accuracy_level=ACCURACY_LEVEL, nodes_to_exclude=excluded)  # fmt: skip
+        quantizer.process()
+        large = quantizer.model.model.ByteSize() > 2**31 - 2**20  # protobuf's 2 GB limit: weights go to a side file
+        quantizer.model.save_model_to_file(str(target), use_external_data_format=large)
     return excluded
 
 

@@ -71,8 +71,12 @@ def test_int8_runs_integer_kernels_and_is_smaller(bundles, name):
     fp32, int8 = bundles[name, "none"].out, bundles[name, "int8"].out
     graph = onnx.load(str(int8 / "decoder.onnx")).graph
     weights = {init.name for init in graph.initializer}
-    assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
-    # every product with a weight matrix is integer; fp32 MatMuls left are activation x activation (attention)
+    blocks = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    assert blocks
+    for node in blocks:  # 8-bit weights, int8 compute
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes["bits"] == 8 and attributes["accuracy_level"] == 4
+    # every product with a weight matrix is quantized; fp32 MatMuls left are activation x activation (attention)
     assert not [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     # the LM is what dominates a real model; tiny encoders are dominated by their positional tables
     def lm_weights(folder, tables):
