@@ -195,7 +195,8 @@ def _run(session, source):
 
 
 def _write_subtitles(finals: list, srt: Path | None, vtt: Path | None) -> None:
-    from simulsa.runtime.subtitles import SUBTITLE_FORMATS, cues_from_events, write_text_atomic
+    from simulsa.runtime.files import write_text_atomic
+    from simulsa.runtime.subtitles import SUBTITLE_FORMATS, cues_from_events
 
     cues = cues_from_events(finals)
     for path, kind in ((srt, "srt"), (vtt, "vtt")):

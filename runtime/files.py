@@ -48,9 +48,13 @@ def _replace(new: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
-def write_json_atomic(path: Path, obj: object) -> None:
-    """Write JSON through a temporary file and a rename."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text through a temporary file and a rename: readers never see half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: object) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

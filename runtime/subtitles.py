@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from simulsa.runtime.session import TranslationEvent
 
@@ -37,12 +35,6 @@ def render_srt(cues: list[Cue]) -> str:
 def render_vtt(cues: list[Cue]) -> str:
     blocks = [f"{_timestamp(c.start_ms, '.')} --> {_timestamp(c.end_ms, '.')}\n{c.text}\n" for c in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 SUBTITLE_FORMATS = {"srt": render_srt, "vtt": render_vtt}

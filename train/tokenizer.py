@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 # Special tokens of the tiny tokenizer: an end-of-text token and the ChatML/Qwen2-Audio markers.
@@ -21,9 +19,3 @@ def build_byte_tokenizer():
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(list(TINY_SPECIAL_TOKENS))
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-
-
-def save_byte_tokenizer(out: Path):
-    tokenizer = build_byte_tokenizer()
-    tokenizer.save_pretrained(str(out))
-    return tokenizer
