@@ -204,6 +204,18 @@ def _write_subtitles(finals: list, srt: Path | None, vtt: Path | None) -> None:
             write_text_atomic(path, SUBTITLE_FORMATS[kind](cues))
 
 
+def _torch_reference(checkpoint: str, bundle: Path):
+    import torch
+
+    from simulsa.export.pipeline import load_merged
+    from simulsa.export.torch_reference import TorchSpeechModel
+    from simulsa.runtime.bundle import load_bundle
+
+    model, _ = load_merged(checkpoint)
+    torch.set_num_threads(torch.get_num_threads())  # PyTorch's own default, as a user would run it
+    return TorchSpeechModel(model, load_bundle(bundle))
+
+
 def _numbers(text: str, flag: str, kind=float) -> tuple:
     try:
         return tuple(float("inf") if part.strip() in ("inf", "offline") else kind(part) for part in text.split(","))
@@ -242,6 +254,7 @@ def bench(
     bundle: BundleOption,
     out: Annotated[Path, typer.Option(help="Folder for bench.json.")],
     fp32_bundle: Annotated[Path | None, typer.Option(help="The fp32 bundle of the same model, for int8 vs fp32.")] = None,
+    torch_checkpoint: Annotated[str | None, typer.Option(help="The checkpoint the bundle came from: vs PyTorch eager.")] = None,
     lengths: Annotated[str, typer.Option(help="Audio heard before the measured step, seconds, comma-separated.")] = "5,10,20,40",
     repeats: Annotated[int, typer.Option(help="Repeats per measurement (the median is reported).")] = 3,
     threads: Threads = None,
@@ -254,7 +267,8 @@ def bench(
     if repeats <= 0:
         raise SimulsaError(f"--repeats must be positive, got {repeats}")
     options = BenchOptions(lengths_s=_numbers(lengths, "--lengths"), repeats=repeats, threads=threads)
+    reference = _torch_reference(torch_checkpoint, bundle) if torch_checkpoint else None
     with atomic_dir(out, force) as tmp:
-        report = run_bench(bundle, options, fp32_bundle)
+        report = run_bench(bundle, options, fp32_bundle, reference)
         (tmp / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(bench_table(report))

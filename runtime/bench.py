@@ -108,7 +108,17 @@ def streaming_speed(translator: Translator, options: BenchOptions) -> dict[str, 
             "first_output_ms_ca": trace.elapsed_ms[0] if trace.elapsed_ms else None}  # fmt: skip
 
 
-def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = None) -> dict:
+def compare_engines(translator: Translator, reference: Translator, options: BenchOptions) -> dict:
+    """Our engine vs another model object (PyTorch eager) behind the same session code, side by side."""
+    ours, theirs = streaming_speed(translator, options), streaming_speed(reference, options)
+    decode_ours = decode_ms_per_token(translator.model, options.repeats)
+    decode_theirs = decode_ms_per_token(reference.model, options.repeats)
+    return {"decode_ms_per_token": round(decode_theirs, 3), "rtf": round(theirs["rtf"], 3),
+            "decode_speedup": round(decode_theirs / decode_ours, 2),
+            "rtf_speedup": round(theirs["rtf"] / ours["rtf"], 2)}  # fmt: skip
+
+
+def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = None, reference=None) -> dict:
     """1. reuse vs recompute per step at growing lengths, 2. int8 vs fp32, 3. streaming RTF, 4. bandwidth bound."""
     translator = Translator.from_bundle(bundle, threads=options.threads)
     window = translator.model.bundle.audio.get("window_s")
@@ -131,6 +141,8 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
         report["int8_vs_fp32"] = {key: round(other[field] / report[field], 2) for key, field in
                                   (("decode_speedup", "decode_ms_per_token"), ("encoder_speedup", "encoder_ms_per_audio_s"),
                                    ("size_ratio", "bundle_mb"))}  # fmt: skip
+    if reference is not None:
+        report["ours_vs_pytorch_eager"] = compare_engines(translator, Translator(reference), options)
     return report
 
 
@@ -156,6 +168,10 @@ def bench_table(report: dict) -> str:
         ratio = report["int8_vs_fp32"]
         lines.append(f"int8 vs fp32: decode {ratio['decode_speedup']}x faster, encoder {ratio['encoder_speedup']}x, "
                      f"{ratio['size_ratio']}x smaller")  # fmt: skip
+    if "ours_vs_pytorch_eager" in report:
+        torch_ratio = report["ours_vs_pytorch_eager"]
+        lines.append(f"vs PyTorch eager (same session and policy): decode {torch_ratio['decode_speedup']}x faster, "
+                     f"streaming RTF {torch_ratio['rtf_speedup']}x lower")  # fmt: skip
     s = report["streaming"]
     lines.append(f"streaming at 500 ms: RTF {s['rtf']}, first output at {s['first_output_ms']} ms of audio; "
                  f"peak RSS {report['peak_rss_mb']} MB")  # fmt: skip

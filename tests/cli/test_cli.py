@@ -171,12 +171,14 @@ def test_eval_command(tiny_bundles, toy_manifest, tmp_path):
     assert result.exit_code == 1 and "--chunk-ms 'fast' is not a comma-separated list" in result.output
 
 
-def test_bench_command(tiny_bundles, tmp_path):
+def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     result = invoke("bench", "--bundle", tiny_bundles["composite", "int8"], "--fp32-bundle", tiny_bundles["composite", "none"],
-                    "--out", tmp_path / "b", "--lengths", "2,4", "--repeats", "1")  # fmt: skip
+                    "--out", tmp_path / "b", "--lengths", "2,4", "--repeats", "1",
+                    "--torch-checkpoint", tiny_model_dirs["composite"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert [g["audio_s"] for g in report["step_growth"]] == [2, 4]
     assert all(g["reuse_ms"] > 0 and g["speedup"] == round(g["recompute_ms"] / g["reuse_ms"], 2) for g in report["step_growth"])
     assert report["int8_vs_fp32"]["size_ratio"] > 1 and report["streaming"]["rtf"] > 0
     assert report["decode_vs_bound"] > 0 and "int8 vs fp32" in result.output
+    assert report["ours_vs_pytorch_eager"]["decode_speedup"] > 0 and "vs PyTorch eager" in result.output

@@ -160,3 +160,19 @@ def test_bad_options():
 
     with pytest.raises(SimulsaError, match="--quantize must be one of int8, none, got 'int4'"):
         QuantizeOptions("int4")
+
+
+def test_torch_reference_runs_the_same_session(bundles, trained_dirs, speech_like):
+    """PyTorch eager behind the runtime's session gives the bundle's tokens (fp32): a fair benchmark partner."""
+    from simulsa.export.pipeline import load_merged
+    from simulsa.export.torch_reference import TorchSpeechModel
+    from simulsa.runtime.session import StreamOptions, Translator
+
+    bundle_path = bundles["composite", "none"].out
+    model, _ = load_merged(str(trained_dirs["composite"]))
+    runs = []
+    for translator in (Translator.from_bundle(bundle_path), Translator(TorchSpeechModel(model, load_bundle(bundle_path)))):
+        session = translator.session(StreamOptions(chunk_ms=1000))
+        session.accept_audio(speech_like)
+        runs.append([(e.segment, e.committed) for e in session.step() + session.finish()])
+    assert runs[0] == runs[1] and any(text for _, text in runs[0])
