@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from simulsa.runtime.onnx_model import OnnxSpeechModel
-from simulsa.train.data import collate_tokens
+from simulsa.train.data import SpeechCollator
 from simulsa.train.families.base import SpeechLM
 
 LOGITS_RTOL = 1e-3  # allowed max |torch - onnx| as a share of max |torch logits|
@@ -80,8 +80,7 @@ def verification_audio(seed: int = 0) -> list[tuple[str, np.ndarray]]:
 def _torch_prompt(model: SpeechLM, samples: np.ndarray) -> torch.Tensor:
     """(T, H) torch embeddings of [prefix][audio][suffix] for one utterance."""
     tokens = model.tokenize_row("", None, None, with_end=False)
-    batch = {f"audio_{k}": v for k, v in model.collate_audio([model.audio_features(samples)]).items()}
-    batch.update(collate_tokens([tokens]))
+    batch = SpeechCollator(model)([{"features": model.audio_features(samples), "tokens": tokens}])
     return model.assemble(batch).inputs_embeds[0]
 
 

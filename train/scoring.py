@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from simulsa.runtime.manifest import ManifestRow
-from simulsa.train.data import collate_tokens
+from simulsa.train.data import SpeechCollator
 from simulsa.train.families.base import SpeechLM
 
 
@@ -27,8 +27,8 @@ class ModelScorer:
     def token_probabilities(self, audio: list[np.ndarray], rows: list[ManifestRow]) -> list[np.ndarray]:
         model = self.model
         tokens = [model.tokenize_row(r.target, r.src_lang, r.tgt_lang, with_end=False) for r in rows]
-        batch = {f"audio_{k}": v for k, v in model.collate_audio([model.audio_features(a) for a in audio]).items()}
-        batch.update(collate_tokens(tokens))
+        items = [{"features": model.audio_features(a), "tokens": t} for a, t in zip(audio, tokens)]
+        batch = SpeechCollator(model)(items)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         assembled = model.assemble(batch)
         logits = model.language_logits(assembled.inputs_embeds, assembled.attention_mask)  # (B, T, V)
