@@ -106,6 +106,31 @@ def augment(
                f"tau {summary.tau:.3g}; wrote {out / 'manifest.jsonl'}")  # fmt: skip
 
 
+@app.command(epilog="Example:\n\n  simulsa align --model m --manifest corpus/train.jsonl --dev corpus/dev.jsonl --out m_aligned")
+@reports_errors
+def align(
+    model: Annotated[str, typer.Option(help="A composite model folder from simulsa compose.")],
+    manifest: Annotated[Path, typer.Option(help="Manifest whose rows have a 'source' transcript.")],
+    out: Annotated[Path, typer.Option(help="Output model folder (the same model, projector aligned).")],
+    dev: Annotated[Path | None, typer.Option(help="Dev manifest: CTC loss and token error rate at the end.")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 8.0,
+    batch_size: Annotated[int, typer.Option(help="Utterances per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed for data order.")] = 0,
+    force: Force = False,
+) -> None:
+    """Teach a fresh projector to hear (CTC onto the LM's token embeddings) before translation SFT."""
+    from simulsa.train.align import AlignOptions, run_alignment
+
+    options = AlignOptions(model=model, manifest=manifest, out=out, dev_manifest=dev, epochs=epochs,
+                           batch_size=batch_size, lr=lr, seed=seed, force=force)  # fmt: skip
+    result = run_alignment(options)
+    dev_text = (f", dev CTC loss {result.dev_loss:.3f}, token error rate {result.dev_token_error_rate:.1%}"
+                f"\n  dev example: {result.dev_example!r}") if result.dev_loss is not None else ""  # fmt: skip
+    typer.echo(f"aligned in {result.steps} steps ({result.seconds:.1f} s), train CTC loss {result.train_loss:.3f}"
+               f"{dev_text}\nwrote {out}")  # fmt: skip
+
+
 @app.command(epilog="Examples:\n\n  simulsa train --model m --train aug/manifest.jsonl --out ckpt --max-steps 5\n\n"
              "  accelerate launch -m simulsa.cli train --model m --train t.jsonl --out ckpt   (several GPUs)")  # fmt: skip
 @reports_errors

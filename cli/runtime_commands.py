@@ -115,13 +115,16 @@ class EventLog:
             self.handle.close()
 
 
-@app.command(epilog="Examples:\n\n  simulsa stream talk.wav --bundle bundle --chunk-ms 500 --jsonl ev.jsonl --srt out.srt\n\n"
+@app.command(epilog="Examples:\n\n  simulsa stream --example --play      (the shipped En->Es model on the shipped example)\n\n"
+             "  simulsa stream talk.wav --bundle bundle --chunk-ms 500 --jsonl ev.jsonl --srt out.srt\n\n"
              "  simulsa stream --mic --bundle bundle --policy local-agreement")  # fmt: skip
 @reports_errors
 def stream(
-    audio: Annotated[Path | None, typer.Argument(help="Audio file to stream (or --mic).")] = None,
+    audio: Annotated[Path | None, typer.Argument(help="Audio file to stream (or --mic, or --example).")] = None,
     bundle: DefaultableBundle = None,
     mic: Annotated[bool, typer.Option("--mic", help="Stream from the default microphone (Ctrl-C to stop).")] = False,
+    example: Annotated[bool, typer.Option("--example", help="Stream the shipped English example (about 10 s).")] = False,
+    play: Annotated[bool, typer.Option("--play", help="Play the file while streaming it (implies --realtime).")] = False,
     chunk_ms: Annotated[float, typer.Option(help="Audio per decoding step, milliseconds.")] = 500,
     policy: Annotated[str, typer.Option(help="hold or local-agreement.")] = "hold",
     hold: Annotated[int, typer.Option(help="hold policy: tokens held back until the source ends.")] = 3,
@@ -139,16 +142,23 @@ def stream(
     """Simultaneous translation of a file or the microphone: live text, events, subtitles."""
     from simulsa.runtime.session import StreamOptions
 
-    if (audio is None) == (not mic):
-        raise SimulsaError("give an audio file or --mic (one of them)")
+    if (audio is not None) + mic + example != 1:
+        raise SimulsaError("give one of: an audio file, --mic, --example")
+    if play and mic:
+        raise SimulsaError("--play plays a file; with --mic you already hear the speaker")
+    audio = _example_audio() if example else audio
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
                             max_segment_s=max_segment_s, min_silence_ms=min_silence_ms,
                             context_tokens=context_tokens)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
     session = _load_translator(bundle, threads, skip_checksum).session(options)
     view, log, finals = LiveView(), EventLog(jsonl), []
+    if play:
+        from simulsa.runtime.mic import start_playback
+
+        start_playback(samples)  # started after the model loaded, so sound and text stay in step
     try:
-        source = _mic_blocks(session) if mic else _file_blocks(samples, chunk_ms, realtime)
+        source = _mic_blocks(session) if mic else _file_blocks(samples, chunk_ms, realtime or play)
         for event in _run(session, source):
             view.show(event)
             log.write(event)
@@ -157,6 +167,14 @@ def stream(
     finally:
         log.close()
     _write_subtitles(finals, srt, vtt)
+
+
+def _example_audio() -> Path:
+    from simulsa.runtime.examples import example_path
+
+    path = example_path()
+    typer.echo(f"example: {path}", err=True)
+    return path
 
 
 def _file_blocks(samples, chunk_ms: float, realtime: bool):

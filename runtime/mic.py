@@ -1,4 +1,4 @@
-"""Microphone input through sounddevice (PortAudio), with clear errors and overflow counting."""
+"""Microphone input and speaker output through sounddevice (PortAudio), with clear errors and overflow counting."""
 
 from __future__ import annotations
 
@@ -57,11 +57,20 @@ class Microphone:
             return np.zeros(0, dtype=np.float32)
 
 
-def _import_sounddevice():
+def start_playback(samples: np.ndarray) -> None:
+    """Play 16 kHz mono samples on the default output device without blocking (the stream paces itself)."""
+    sounddevice = _import_sounddevice("--play")
+    try:
+        sounddevice.play(samples, SAMPLE_RATE)
+    except Exception as err:  # PortAudioError and ValueError both mean "no usable output device"
+        raise MicrophoneError(f"--play found no usable output device ({err}); drop --play (--realtime paces the same)") from None
+
+
+def _import_sounddevice(flag: str = "--mic"):
     try:
         import sounddevice
     except ImportError:
-        raise MicrophoneError("--mic needs sounddevice: pip install 'simulsa[mic]'") from None
+        raise MicrophoneError(f"{flag} needs sounddevice: pip install 'simulsa[mic]'") from None
     except OSError as err:  # sounddevice is there but PortAudio is not
-        raise MicrophoneError(f"--mic needs the PortAudio library ({err}); install libportaudio2") from None
+        raise MicrophoneError(f"{flag} needs the PortAudio library ({err}); install libportaudio2") from None
     return sounddevice

@@ -138,6 +138,29 @@ def test_stream_writes_events_and_subtitles(tiny_bundles, name, tmp_path):
     assert files["vtt"].read_text().startswith("WEBVTT")
 
 
+def test_stream_example_with_playback(tiny_bundles, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from simulsa.runtime.examples import examples
+
+    played = []
+    fake = types.ModuleType("sounddevice")
+    fake.play = lambda samples, rate: played.append((samples.size, rate))
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    result = invoke("stream", "--example", "--play", "--chunk-ms", "2000", "--jsonl", tmp_path / "ev.jsonl",
+                    "--bundle", tiny_bundles["composite", "int8"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    seconds = examples()[0]["seconds"]
+    assert played == [(round(seconds * 16000), 16000)]
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    # --play paces the file in real time: each 2 s chunk is decoded no earlier than it is heard
+    assert all(e["t_wall_ms"] >= e["t_audio_ms"] - 50 for e in events if not e["final"])
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    result = invoke("stream", "--example", "--play", "--bundle", tiny_bundles["composite", "int8"])
+    assert result.exit_code == 1 and "--play needs sounddevice" in result.output
+
+
 def test_translate_and_its_errors(tiny_bundles, tmp_path):
     import numpy as np
     import soundfile as sf
@@ -154,7 +177,9 @@ def test_translate_and_its_errors(tiny_bundles, tmp_path):
     for args, message in [
         (("translate", tmp_path / "junk.wav", "--bundle", tiny_bundles["composite", "int8"]), "cannot read audio"),
         (("translate", tmp_path / "a.wav", "--bundle", tmp_path), "is not a bundle"),
-        (("stream", "--bundle", tiny_bundles["composite", "int8"]), "give an audio file or --mic"),
+        (("stream", "--bundle", tiny_bundles["composite", "int8"]), "give one of: an audio file, --mic, --example"),
+        (("stream", tmp_path / "a.wav", "--example", "--bundle", tiny_bundles["composite", "int8"]), "give one of"),
+        (("stream", "--mic", "--play", "--bundle", tiny_bundles["composite", "int8"]), "--play plays a file"),
         (("stream", tmp_path / "a.wav", "--bundle", tiny_bundles["composite", "int8"], "--policy", "x"), "unknown policy 'x'"),
     ]:
         result = invoke(*args)

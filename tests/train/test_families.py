@@ -109,3 +109,20 @@ def test_block_length_must_hold_whole_audio_tokens():
 def test_empty_audio_is_an_error():
     with pytest.raises(AudioError, match="audio is empty"):
         build_tiny("composite").audio_features(np.zeros(0, np.float32))
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_loss_on_target_positions_equals_the_loss_over_full_logits(name):
+    model = build_tiny(name).eval()
+    batch = batch_for(model, [noise(2.6), noise(0.9, 1)], ["hola mundo", "sí, claro que sí"])
+    assembled = model.assemble(batch)
+    full = model.language_logits(assembled.inputs_embeds, assembled.attention_mask)  # (B, T, V)
+    expected = torch.nn.functional.cross_entropy(full[:, :-1].flatten(0, 1), assembled.labels[:, 1:].flatten(), ignore_index=-100)
+    assert torch.allclose(model(**batch)["loss"], expected, atol=1e-6)
+
+
+def test_composite_projector_starts_at_the_token_embedding_scale():
+    model = build_tiny("composite").eval()
+    audio = _audio_embeddings(model, noise(2.0))
+    rms = model.input_embeddings().weight.pow(2).mean().sqrt()
+    assert torch.allclose(audio.pow(2).mean().sqrt(), rms, rtol=0.1)

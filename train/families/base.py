@@ -111,9 +111,14 @@ class SpeechLM(nn.Module, abc.ABC):
     def input_embeddings(self) -> nn.Embedding:
         return self.lm_module.get_input_embeddings()
 
-    def language_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, H) embeddings -> (B, T, V) logits (no KV cache: training and scoring)."""
-        return self.lm_module(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False).logits
+    def language_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, keep_last: int = 0) -> torch.Tensor:
+        """(B, T, H) embeddings -> (B, T, V) logits, or (B, keep_last, V) for the last positions only.
+
+        No KV cache: training and scoring. `keep_last` spares the output head (a fifth of a
+        135M LM's compute) the prompt and audio positions, which have no labels.
+        """
+        return self.lm_module(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False,
+                              logits_to_keep=keep_last).logits  # fmt: skip
 
     def end_token_id(self) -> int:
         end = self.simulsa_config.prompt.end or self.tokenizer.eos_token
@@ -153,10 +158,12 @@ class SpeechLM(nn.Module, abc.ABC):
 
     def forward(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         assembled = self.assemble(batch)
-        logits = self.language_logits(assembled.inputs_embeds, assembled.attention_mask)  # (B, T, V)
-        loss = nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), assembled.labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
-        )
+        width = assembled.labels.shape[1]
+        keep = width - int(assembled.target_start.min()) + 1  # from the position predicting the first target token
+        logits = self.language_logits(assembled.inputs_embeds, assembled.attention_mask, keep_last=keep)
+        logits = logits[:, -keep:]  # (B, keep, V); a wrapper that ignores logits_to_keep (Qwen2-Audio) returns all T
+        labels = assembled.labels[:, width - keep + 1 :]  # (B, keep - 1): the token each kept position predicts
+        loss = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
         return {"loss": loss, "logits": logits}
 
 

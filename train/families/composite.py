@@ -30,19 +30,32 @@ DEFAULT_STACK = 4  # encoder frames per audio token: 50 frames/s -> 12.5 tokens/
 
 
 class Projector(nn.Module):
-    """Encoder frames -> LM embeddings: stack `stack` consecutive frames, then Linear-GELU-Linear."""
+    """Encoder frames -> LM embeddings: stack `stack` frames, LayerNorm, Linear-GELU-Linear, LayerNorm.
+
+    Why the norms: Whisper states have a norm of ~31 a frame while a small LM's token embeddings
+    have ~3 (measured on Whisper-base + SmolLM2); unnormalised, a fresh projector hands the LM
+    inputs ten times larger than any token it knows, and 200 steps did not teach it to listen.
+    `out_norm`'s gain starts at the LM's embedding RMS (`match_embedding_scale`).
+    """
 
     def __init__(self, encoder_dim: int, lm_dim: int, stack: int) -> None:
         super().__init__()
         self.stack = stack
+        self.in_norm = nn.LayerNorm(encoder_dim * stack)
         self.up = nn.Linear(encoder_dim * stack, lm_dim)
         self.act = nn.GELU()
         self.down = nn.Linear(lm_dim, lm_dim)
+        self.out_norm = nn.LayerNorm(lm_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, length, dim = frames.shape  # (n, F, D) with F a multiple of stack
         stacked = frames.reshape(n, length // self.stack, dim * self.stack)  # (n, F / stack, stack * D)
-        return self.down(self.act(self.up(stacked)))  # (n, F / stack, H)
+        return self.out_norm(self.down(self.act(self.up(self.in_norm(stacked)))))  # (n, F / stack, H)
+
+    @torch.no_grad()
+    def match_embedding_scale(self, embeddings: torch.Tensor) -> None:
+        """Start the output at the RMS of the LM's (V, H) token embeddings."""
+        self.out_norm.weight.fill_(float(embeddings.float().pow(2).mean().sqrt()))
 
 
 class CompositeSpeechLM(SpeechLM):
@@ -145,6 +158,7 @@ def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str
     audio = AudioSettings(n_mels=encoder.config.num_mel_bins, block_s=block_s, stack=DEFAULT_STACK)
     config = SimulsaConfig(family="composite", prompt=prompt, audio=audio)
     projector = Projector(encoder.config.d_model, lm.config.hidden_size, DEFAULT_STACK)
+    projector.match_embedding_scale(lm.get_input_embeddings().weight)
     return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
 
 
@@ -177,4 +191,6 @@ def tiny_composite(block_s: float = DEFAULT_BLOCK_S) -> CompositeSpeechLM:
                                       bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))  # fmt: skip
     prompt = PromptTemplate(PLAIN_PROMPT.prefix, PLAIN_PROMPT.suffix, tokenizer.eos_token)
     config = SimulsaConfig(family="composite", prompt=prompt, audio=AudioSettings(n_mels=80, block_s=block_s))
-    return CompositeSpeechLM(config, tokenizer, encoder, Projector(64, 64, DEFAULT_STACK), lm)
+    projector = Projector(64, 64, DEFAULT_STACK)
+    projector.match_embedding_scale(lm.get_input_embeddings().weight)
+    return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)

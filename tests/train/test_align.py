@@ -1,0 +1,50 @@
+"""`simulsa align`: CTC alignment of a composite projector onto the LM's token embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from simulsa.runtime.errors import ManifestError, ModelError
+from simulsa.train.align import AlignOptions, _edit_distance, _greedy, run_alignment
+from simulsa.train.families import load_speech_lm
+
+
+def test_align_lowers_the_ctc_loss_and_writes_a_loadable_model(tiny_model_dirs, toy_manifest, tmp_path):
+    out = tmp_path / "aligned"
+    result = run_alignment(AlignOptions(model=str(tiny_model_dirs["composite"]), manifest=toy_manifest, out=out,
+                                        dev_manifest=toy_manifest, epochs=60, batch_size=12, lr=1e-2))  # fmt: skip
+    history = json.loads((out / "align_summary.json").read_text())["loss_history"]  # every 10th step, whole data each
+    first, last = history[0][1], result.train_loss
+    assert last < 0.95 * first, (first, last)
+    assert result.dev_loss is not None and 0 <= result.dev_token_error_rate <= 1.5
+    before = load_file(str(tiny_model_dirs["composite"] / "projector.safetensors"))
+    after = load_file(str(out / "projector.safetensors"))
+    assert before.keys() == after.keys()
+    assert not torch.allclose(before["up.weight"], after["up.weight"])
+    assert load_speech_lm(out).projector.up.weight.shape == after["up.weight"].shape
+
+
+def test_align_needs_a_source_transcript(tiny_model_dirs, toy_manifest, tmp_path):
+    rows = [json.loads(line) for line in toy_manifest.read_text().splitlines()]
+    rows[3].pop("source")
+    bad = toy_manifest.parent / "no_source.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ManifestError, match=r"no_source.jsonl:4 .*no 'source'"):
+        run_alignment(AlignOptions(model=str(tiny_model_dirs["composite"]), manifest=bad, out=tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_align_refuses_a_model_without_a_projector(tiny_model_dirs, toy_manifest, tmp_path):
+    with pytest.raises(ModelError, match="qwen2-audio.*composite projector"):
+        run_alignment(AlignOptions(model=str(tiny_model_dirs["qwen2-audio"]), manifest=toy_manifest, out=tmp_path / "x"))
+
+
+def test_greedy_ctc_path_merges_repeats_and_drops_blanks():
+    best = [0, 3, 3, 0, 3, 5, 5, 0]
+    log_probs = torch.nn.functional.one_hot(torch.tensor(best), 6).float().log()
+    assert _greedy(log_probs) == [3, 3, 5]
+    assert _edit_distance([3, 3, 5], [3, 5]) == 1 and _edit_distance([], [1, 2]) == 2 and _edit_distance([1, 2], [1, 2]) == 0
