@@ -13,7 +13,6 @@ import typer
 from simulsa.cli.app import app, reports_errors
 from simulsa.runtime.errors import SimulsaError
 
-BundleOption = Annotated[Path, typer.Option("--bundle", help="Bundle folder made by simulsa export.")]
 DefaultableBundle = Annotated[
     Path | None, typer.Option("--bundle", help="Bundle folder made by simulsa export (default: the shipped En->Es model).")
 ]
@@ -248,8 +247,8 @@ EVAL_EXAMPLE = "Example:\n\n  simulsa eval --manifest test.jsonl --bundle b --ch
 @reports_errors
 def evaluate(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest with references.")],
-    bundle: BundleOption,
     out: Annotated[Path, typer.Option(help="Folder for instances.jsonl, report.json/.md, curve.png.")],
+    bundle: DefaultableBundle = None,
     chunk_ms: Annotated[str, typer.Option(help="Chunk sizes, comma-separated; inf = offline.")] = "500,1000,2000,inf",
     hold: Annotated[str, typer.Option(help="Hold values for the hold policy, comma-separated.")] = "0,3,5",
     policy: Annotated[str, typer.Option(help="Policies, comma-separated.")] = "hold,local-agreement",
@@ -269,11 +268,12 @@ def evaluate(
 @app.command(epilog="Example:\n\n  simulsa bench --bundle b-int8 --fp32-bundle b-fp32 --out bench")
 @reports_errors
 def bench(
-    bundle: BundleOption,
     out: Annotated[Path, typer.Option(help="Folder for bench.json.")],
+    bundle: DefaultableBundle = None,
     fp32_bundle: Annotated[Path | None, typer.Option(help="The fp32 bundle of the same model, for int8 vs fp32.")] = None,
     torch_checkpoint: Annotated[str | None, typer.Option(help="The checkpoint the bundle came from: vs PyTorch eager.")] = None,
     lengths: Annotated[str, typer.Option(help="Audio heard before the measured step, seconds, comma-separated.")] = "5,10,20,40",
+    audio: Annotated[Path | None, typer.Option(help="Speech for the streaming RTF (default: the shipped example).")] = None,
     repeats: Annotated[int, typer.Option(help="Repeats per measurement (the median is reported).")] = 3,
     threads: Threads = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
@@ -284,7 +284,8 @@ def bench(
 
     if repeats <= 0:
         raise SimulsaError(f"--repeats must be positive, got {repeats}")
-    options = BenchOptions(lengths_s=_numbers(lengths, "--lengths"), repeats=repeats, threads=threads)
+    options = BenchOptions(lengths_s=_numbers(lengths, "--lengths"), repeats=repeats, threads=threads, audio=audio)
+    bundle = bundle or _default_bundle()
     reference = _torch_reference(torch_checkpoint, bundle) if torch_checkpoint else None
     with atomic_dir(out, force) as tmp:
         report = run_bench(bundle, options, fp32_bundle, reference)

@@ -28,6 +28,7 @@ class BenchOptions:
     repeats: int = 3
     chunk_ms: float = 500
     threads: int | None = None
+    audio: Path | None = None  # speech for the streaming RTF (default: the shipped example, else toy tones)
 
 
 def median_ms(run: Callable[[], object], repeats: int) -> float:
@@ -98,14 +99,48 @@ def bundle_bytes(path: Path) -> int:
 
 
 def streaming_speed(translator: Translator, options: BenchOptions) -> dict[str, float | None]:
-    from simulsa.train.toy import toy_utterance  # torch-free: numpy + soundfile
-
-    rng = np.random.default_rng(1)
-    words = [str(w) for w in rng.choice(["one", "two", "red", "dog", "house", "water"], size=40)]
-    audio = toy_utterance(words, rng)  # 20 s with pauses between words
+    audio = bench_speech(options.audio)
     trace = run_stream(translator, audio, StreamOptions(chunk_ms=options.chunk_ms), "es")
     return {"rtf": trace.compute_ms / trace.source_ms, "first_output_ms": trace.first_output_ms,
             "first_output_ms_ca": trace.elapsed_ms[0] if trace.elapsed_ms else None}  # fmt: skip
+
+
+def bench_speech(path: Path | None) -> np.ndarray:
+    """Real speech when there is some: a trained model says more (and works longer) on speech than on tones."""
+    from simulsa.runtime.audio import load_audio
+    from simulsa.runtime.errors import SimulsaError
+    from simulsa.runtime.examples import example_path
+
+    if path is not None:
+        return load_audio(path)
+    try:
+        return load_audio(example_path())
+    except SimulsaError:  # an install without the example: 20 s of toy words with pauses
+        from simulsa.train.toy import toy_utterance  # torch-free: numpy + soundfile
+
+        rng = np.random.default_rng(1)
+        return toy_utterance([str(w) for w in rng.choice(["one", "two", "red", "dog", "house", "water"], size=40)], rng)
+
+
+def decode_profile(bundle: Path, threads: int | None, tokens: int = 32) -> dict[str, float]:
+    """Share of decode time per ONNX op type (onnxruntime's profiler), largest first: where a token's time goes."""
+    import json
+    import tempfile
+
+    from simulsa.runtime.bundle import open_session
+
+    model = OnnxSpeechModel.from_path(bundle, threads, verify_checksums=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        model.decoder = open_session(model.bundle.file("decoder"), threads, profile_prefix=str(Path(scratch) / "decode"))
+        decode_ms_per_token(model, repeats=1, tokens=tokens)
+        events = json.loads(Path(model.decoder.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + event["dur"]
+    total = sum(per_op.values()) or 1.0
+    return {op: round(us / total, 3) for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])}
 
 
 def compare_engines(translator: Translator, reference: Translator, options: BenchOptions) -> dict:
@@ -134,7 +169,7 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
     report = {"bundle": str(bundle), "quantization": translator.model.bundle.meta["quantization"]["mode"],
               "repeats": options.repeats, "step_growth": growth, "copy_bandwidth_gbs": round(bandwidth, 2),
               **_speed(translator.model, options, bundle, bandwidth), "streaming": streaming,
-              "peak_rss_mb": peak_rss_mb}  # fmt: skip
+              "peak_rss_mb": peak_rss_mb, "decode_time_by_op": decode_profile(bundle, options.threads)}  # fmt: skip
     if fp32_bundle is not None:
         other = _speed(OnnxSpeechModel.from_path(fp32_bundle, options.threads), options, fp32_bundle, bandwidth)
         report["fp32"] = other
@@ -172,6 +207,8 @@ def bench_table(report: dict) -> str:
         torch_ratio = report["ours_vs_pytorch_eager"]
         lines.append(f"vs PyTorch eager (same session and policy): decode {torch_ratio['decode_speedup']}x faster, "
                      f"streaming RTF {torch_ratio['rtf_speedup']}x lower")  # fmt: skip
+    top = ", ".join(f"{op} {share:.0%}" for op, share in list(report["decode_time_by_op"].items())[:5])
+    lines.append(f"decode time by op: {top}")
     s = report["streaming"]
     lines.append(f"streaming at 500 ms: RTF {s['rtf']}, first output at {s['first_output_ms']} ms of audio; "
                  f"peak RSS {report['peak_rss_mb']} MB")  # fmt: skip

@@ -96,11 +96,16 @@ def _check_file(folder: Path, name: str, expected: str, verify_checksum: bool) -
                           "re-export the bundle (or pass --skip-checksum to load it anyway)")  # fmt: skip
 
 
-def open_session(file: Path, threads: int | None = None, providers: list[str] | None = None):
-    """An onnxruntime session; the CUDA provider when onnxruntime-gpu sees a GPU, else the CPU."""
+def open_session(file: Path, threads: int | None = None, providers: list[str] | None = None, profile_prefix: str | None = None):
+    """An onnxruntime session; the CUDA provider when onnxruntime-gpu sees a GPU, else the CPU.
+
+    `profile_prefix` turns on onnxruntime's per-node profiler (bench uses it to say where time goes).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     if threads:
         options.intra_op_num_threads = threads
     available = ort.get_available_providers()

@@ -84,3 +84,41 @@ def build_default_bundle(force: bool = False) -> Path:
         _checkpoint(recipe, base, Path(scratch))
         run_export(ExportOptions(checkpoint=scratch, out=target, quantize=QuantizeOptions("int8"), force=True))
     return target
+
+
+def package_default(checkpoint: Path, version: str, built_with: dict, encoder: str = "whisper-base",
+                    lm: str = "smollm2-135m-instruct") -> Path:  # fmt: skip
+    """Make a `simulsa train` output of a composite over pulled base models the shipped default.
+
+    Copies only what training changed (adapter/, trained_modules.safetensors) and writes
+    recipe.json with the block length and prompt the checkpoint was trained with, plus
+    `built_with` (commands, data sizes, times) so anyone can rebuild it.
+    """
+    from simulsa.runtime.files import atomic_dir, write_json_atomic
+    from simulsa.train.families.config import read_config
+
+    config = read_config(Path(checkpoint))
+    if getattr(config, "base_model", None) is None or config.family != "composite":
+        raise SimulsaError(f"{checkpoint} is not a `simulsa train` output of a composite model")
+    recipe = {"version": version, "encoder": encoder, "lm": lm, "block_s": config.audio.block_s,
+              "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
+    with atomic_dir(DEFAULT_DIR, force=True) as tmp:
+        shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter")
+        shutil.copy(Path(checkpoint) / config.trained_modules, tmp / "trained_modules.safetensors")
+        write_json_atomic(tmp / RECIPE, recipe)
+    return DEFAULT_DIR
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Package a trained checkpoint as the shipped default model.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--built-with", type=Path, required=True, help="JSON file: commands, data sizes, times")
+    args = parser.parse_args()
+    print(package_default(args.checkpoint, args.version, json.loads(args.built_with.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -142,7 +142,9 @@ def test_stream_example_with_playback(tiny_bundles, tmp_path, monkeypatch):
     import sys
     import types
 
-    from simulsa.runtime.examples import examples
+    import soundfile as sf
+
+    from simulsa.runtime.examples import example_path
 
     played = []
     fake = types.ModuleType("sounddevice")
@@ -151,8 +153,7 @@ def test_stream_example_with_playback(tiny_bundles, tmp_path, monkeypatch):
     result = invoke("stream", "--example", "--play", "--chunk-ms", "2000", "--jsonl", tmp_path / "ev.jsonl",
                     "--bundle", tiny_bundles["composite", "int8"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    seconds = examples()[0]["seconds"]
-    assert played == [(round(seconds * 16000), 16000)]
+    assert played == [(sf.info(example_path()).frames, 16000)]  # the whole example, at its own 16 kHz
     events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
     # --play paces the file in real time: each 2 s chunk is decoded no earlier than it is heard
     assert all(e["t_wall_ms"] >= e["t_audio_ms"] - 50 for e in events if not e["final"])
@@ -207,3 +208,5 @@ def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     assert report["int8_vs_fp32"]["size_ratio"] > 1 and report["streaming"]["rtf"] > 0
     assert report["decode_vs_bound"] > 0 and "int8 vs fp32" in result.output
     assert report["ours_vs_pytorch_eager"]["decode_speedup"] > 0 and "vs PyTorch eager" in result.output
+    shares = report["decode_time_by_op"]  # the int8 decoder's matrix products are MatMulNBits nodes
+    assert "MatMulNBits" in shares and abs(sum(shares.values()) - 1) < 0.01 and "decode time by op: " in result.output

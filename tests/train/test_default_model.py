@@ -71,3 +71,21 @@ def test_no_shipped_model_is_a_clear_error(tmp_path, monkeypatch):
     sf.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
     result = CliRunner().invoke(app, ["translate", str(tmp_path / "a.wav")])
     assert result.exit_code == 1 and "ships no trained default model yet" in result.output
+
+
+def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tiny_model_dirs):
+    from simulsa.runtime.errors import SimulsaError
+
+    torch.manual_seed(0)
+    model = attach_lora(load_speech_lm(tiny_model_dirs["composite"]), LoraOptions(r=4, alpha=8, dropout=0.0))
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    save_trained(model, checkpoint, str(tiny_model_dirs["composite"]))
+    monkeypatch.setattr(default_model, "DEFAULT_DIR", tmp_path / "pkg" / "default")
+    folder = default_model.package_default(checkpoint, "v9", {"steps": 3})
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter", "recipe.json", "trained_modules.safetensors"]
+    recipe = json.loads((folder / "recipe.json").read_text())
+    assert recipe["version"] == "v9" and recipe["block_s"] == model.simulsa_config.audio.block_s
+    assert recipe["prompt"] == model.simulsa_config.prompt.to_json() and recipe["built_with"] == {"steps": 3}
+    with pytest.raises(SimulsaError, match="is not a `simulsa train` output"):
+        default_model.package_default(tiny_model_dirs["composite"], "v9", {})
