@@ -103,10 +103,19 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
     recipe = {"version": version, "encoder": encoder, "lm": lm, "block_s": config.audio.block_s,
               "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
     with atomic_dir(DEFAULT_DIR, force=True) as tmp:
-        shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter")
+        peft_card = shutil.ignore_patterns("README.md")  # peft's boilerplate model card
+        shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter", ignore=peft_card)
+        _point_adapter_at(tmp / "adapter" / "adapter_config.json", lm)
         shutil.copy(Path(checkpoint) / config.trained_modules, tmp / "trained_modules.safetensors")
         write_json_atomic(tmp / RECIPE, recipe)
     return DEFAULT_DIR
+
+
+def _point_adapter_at(config_path: Path, lm: str) -> None:
+    """The adapter's recorded base is a path on the training machine; name the pulled LM instead."""
+    adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = lm
+    config_path.write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
 
 
 def main() -> None:

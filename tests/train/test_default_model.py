@@ -84,6 +84,9 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
     monkeypatch.setattr(default_model, "DEFAULT_DIR", tmp_path / "pkg" / "default")
     folder = default_model.package_default(checkpoint, "v9", {"steps": 3})
     assert sorted(p.name for p in folder.iterdir()) == ["adapter", "recipe.json", "trained_modules.safetensors"]
+    assert sorted(p.name for p in (folder / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    adapter_config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "smollm2-135m-instruct"
     recipe = json.loads((folder / "recipe.json").read_text())
     assert recipe["version"] == "v9" and recipe["block_s"] == model.simulsa_config.audio.block_s
     assert recipe["prompt"] == model.simulsa_config.prompt.to_json() and recipe["built_with"] == {"steps": 3}
