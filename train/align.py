@@ -185,7 +185,7 @@ def _train(model: SpeechLM, head: CtcHead, train: list[Utterance], options: Alig
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        history.append((step + 1, float(loss)))
+        history.append((step + 1, loss.item()))
         bar.set_postfix_str(f"ctc {np.mean([h[1] for h in history[-20:]]):.3f}")
     return total, history
 
