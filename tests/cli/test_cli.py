@@ -204,7 +204,8 @@ def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert [g["audio_s"] for g in report["step_growth"]] == [2, 4]
-    assert all(g["reuse_ms"] > 0 and g["speedup"] == round(g["recompute_ms"] / g["reuse_ms"], 2) for g in report["step_growth"])
+    for g in report["step_growth"]:  # the speedup is computed before the times are rounded for the report
+        assert g["reuse_ms"] > 0 and g["speedup"] == pytest.approx(g["recompute_ms"] / g["reuse_ms"], rel=0.02, abs=0.01)
     assert report["int8_vs_fp32"]["size_ratio"] > 1 and report["streaming"]["rtf"] > 0
     assert report["decode_vs_bound"] > 0 and "int8 vs fp32" in result.output
     assert report["ours_vs_pytorch_eager"]["decode_speedup"] > 0 and "vs PyTorch eager" in result.output
