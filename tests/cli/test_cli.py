@@ -211,3 +211,13 @@ def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     assert report["ours_vs_pytorch_eager"]["decode_speedup"] > 0 and "vs PyTorch eager" in result.output
     shares = report["decode_time_by_op"]  # the int8 decoder's matrix products are MatMulNBits nodes
     assert "MatMulNBits" in shares and abs(sum(shares.values()) - 1) < 0.01 and "decode time by op: " in result.output
+
+
+def test_align_command(tiny_model_dirs, toy_manifest, tmp_path):
+    result = invoke("align", "--model", tiny_model_dirs["composite"], "--manifest", toy_manifest, "--dev", toy_manifest,
+                    "--out", tmp_path / "a", "--epochs", "2", "--batch-size", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "aligned in 6 steps" in result.output and "token error rate" in result.output
+    assert (tmp_path / "a" / "projector.safetensors").is_file() and (tmp_path / "a" / "align_summary.json").is_file()
+    result = invoke("align", "--model", tiny_model_dirs["composite"], "--manifest", toy_manifest, "--out", tmp_path / "a")
+    assert result.exit_code == 1 and "already exists" in result.output
