@@ -59,10 +59,18 @@ def check_rows(manifest: Path, rows: list[ManifestRow], max_audio_s: float | Non
 class SpeechDataset(torch.utils.data.Dataset):
     """One item per manifest row: audio features (numpy) and token ids."""
 
-    def __init__(self, manifest: Path, rows: list[ManifestRow], model: SpeechLM) -> None:
+    def __init__(self, manifest: Path, rows: list[ManifestRow], model: SpeechLM, durations: list[float] | None = None) -> None:
         self.manifest = manifest
         self.rows = rows
         self.model = model
+        self.durations = durations
+
+    @property
+    def lengths(self) -> list[int]:
+        """Rough sequence length per row, for length-grouped batches: ~12.5 audio tokens/s + ~1 token per 4 target chars."""
+        if self.durations is None:
+            raise ValueError("SpeechDataset.lengths needs the durations from check_rows")
+        return [int(12.5 * d + len(r.target) / 4) for d, r in zip(self.durations, self.rows)]
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -51,6 +51,7 @@ class TrainOptions:
     quantization: str | None = None  # "4bit" / "8bit": QLoRA
     precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp32
     gradient_checkpointing: bool = False
+    group_by_length: bool = True  # batches of similar length: random batches of this corpus are 25% padding
     save_steps: int = 500  # checkpoint every N optimizer steps
     save_total_limit: int = 2  # checkpoints kept
     logging_steps: int = 10
@@ -91,6 +92,20 @@ class TrainResult:
 
 class SimulsaTrainer(Trainer):
     """Checkpoints hold only the trained tensors (LoRA + projector), not the frozen base."""
+
+    def __init__(self, *args, group_by_length: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_by_length = group_by_length
+
+    def _get_train_sampler(self, train_dataset=None):
+        """transformers' length-grouped sampler, fed the lengths the dataset knows without loading audio."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=dataset.lengths)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict=trainable_state(self.model))
@@ -210,7 +225,7 @@ def _datasets(options: TrainOptions, model: SpeechLM) -> tuple[SpeechDataset, Sp
     checked = check_rows(options.train_manifest, read_manifest(options.train_manifest), model.max_audio_s)
     if checked.too_long:
         print(f"skipped {checked.too_long} rows longer than {model.max_audio_s} s")
-    train = SpeechDataset(options.train_manifest, checked.rows, model)
+    train = SpeechDataset(options.train_manifest, checked.rows, model, checked.durations)
     if options.dev_manifest is None:
         return train, None
     dev = check_rows(options.dev_manifest, read_manifest(options.dev_manifest), model.max_audio_s)
@@ -225,7 +240,8 @@ def run_training(options: TrainOptions) -> TrainResult:
     args = _training_arguments(options, dev_set is not None)
     progress = ProgressBar(options.batch_size * options.grad_accum * args.world_size)
     trainer = SimulsaTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=dev_set,
-                             data_collator=SpeechCollator(model), callbacks=[progress])  # fmt: skip
+                             data_collator=SpeechCollator(model), callbacks=[progress],
+                             group_by_length=options.group_by_length)  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

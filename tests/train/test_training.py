@@ -103,3 +103,37 @@ def test_qlora_refuses_without_a_gpu(tiny_model_dirs, toy_manifest, tmp_path):
     with pytest.raises(ModelError, match="--load-in-4bit needs a CUDA GPU"):
         run_training(_options(tiny_model_dirs["composite"], toy_manifest, tmp_path / "q", quantization="4bit"))
     assert not (tmp_path / "q").exists()
+
+
+def test_length_grouped_batches_hold_rows_of_similar_length(tmp_path):
+    """The sampler the trainer uses puts rows of similar length together (less padding per step)."""
+    from transformers import TrainingArguments
+
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.data import SpeechDataset
+    from simulsa.train.toy import make_toy_manifest
+
+    manifest = make_toy_manifest(tmp_path / "toy", n=160, seed=3)  # transformers groups within 4+ mega-batches
+    rows = read_manifest(manifest)
+    durations = [0.5 + (i * 7 % 160) / 40 for i in range(len(rows))]  # 0.5 .. 4.5 s, shuffled
+    dataset = SpeechDataset(manifest, rows, build_tiny("composite"), durations)
+    batch_size = 4
+
+    def mean_spread(group: bool) -> float:
+        args = TrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=batch_size, report_to=[])
+        trainer = SimulsaTrainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=dataset, group_by_length=group)
+        torch.manual_seed(0)
+        order = list(trainer._get_train_sampler())
+        assert sorted(order) == list(range(len(rows)))  # every row once per epoch
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return sum(max(dataset.lengths[j] for j in b) - min(dataset.lengths[j] for j in b) for b in batches) / len(batches)
+
+    assert mean_spread(True) < 0.5 * mean_spread(False)
+
+
+def test_dataset_lengths_need_durations(toy_manifest):
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.data import SpeechDataset
+
+    with pytest.raises(ValueError, match="needs the durations"):
+        _ = SpeechDataset(toy_manifest, read_manifest(toy_manifest), build_tiny("composite")).lengths
