@@ -116,14 +116,20 @@ def align(
     epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 8.0,
     batch_size: Annotated[int, typer.Option(help="Utterances per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
-    seed: Annotated[int, typer.Option(help="Seed for data order.")] = 0,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.0,
+    time_masks: Annotated[int, typer.Option(help="SpecAugment: frame spans zeroed per utterance.")] = 0,
+    time_mask_frames: Annotated[int, typer.Option(help="Widest zeroed span, in 20 ms encoder frames.")] = 10,
+    feature_masks: Annotated[int, typer.Option(help="SpecAugment: bands of state dimensions zeroed per utterance.")] = 0,
+    feature_mask_dims: Annotated[int, typer.Option(help="Widest zeroed band of dimensions.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed for data order and masks.")] = 0,
     force: Force = False,
 ) -> None:
     """Teach a fresh projector to hear (CTC onto the LM's token embeddings) before translation SFT."""
-    from simulsa.train.align import AlignOptions, run_alignment
+    from simulsa.train.align import AlignOptions, StateMasking, run_alignment
 
-    options = AlignOptions(model=model, manifest=manifest, out=out, dev_manifest=dev, epochs=epochs,
-                           batch_size=batch_size, lr=lr, seed=seed, force=force)  # fmt: skip
+    masking = StateMasking(time_masks, time_mask_frames, feature_masks, feature_mask_dims)
+    options = AlignOptions(model=model, manifest=manifest, out=out, dev_manifest=dev, epochs=epochs, batch_size=batch_size,
+                           lr=lr, weight_decay=weight_decay, masking=masking, seed=seed, force=force)  # fmt: skip
     result = run_alignment(options)
     dev_text = (f", dev CTC loss {result.dev_loss:.3f}, token error rate {result.dev_token_error_rate:.1%}"
                 f"\n  dev example: {result.dev_example!r}") if result.dev_loss is not None else ""  # fmt: skip

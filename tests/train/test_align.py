@@ -48,3 +48,27 @@ def test_greedy_ctc_path_merges_repeats_and_drops_blanks():
     log_probs = torch.nn.functional.one_hot(torch.tensor(best), 6).float().log()
     assert _greedy(log_probs) == [3, 3, 5]
     assert _edit_distance([3, 3, 5], [3, 5]) == 1 and _edit_distance([], [1, 2]) == 2 and _edit_distance([1, 2], [1, 2]) == 0
+
+
+def test_state_masking_zeroes_spans_no_wider_than_asked():
+    from simulsa.train.align import StateMasking, mask_states
+
+    states = torch.ones(64, 50, 32)  # (n, F, D)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(mask_states(states, StateMasking(), generator), states)  # off by default
+    masked = mask_states(states, StateMasking(time_masks=1, time_mask_frames=6), generator)
+    zero_frames = (masked == 0).all(dim=2).sum(dim=1)  # (n,) frames zeroed in each utterance
+    assert zero_frames.max() <= 6 and zero_frames.float().mean() > 1  # widths drawn in [0, 6]
+    assert not (masked == 0).all(dim=1).any()  # no dimension zeroed across all frames
+    masked = mask_states(states, StateMasking(feature_masks=2, feature_mask_dims=4), generator)
+    zero_dims = (masked == 0).all(dim=1).sum(dim=1)  # (n,) dimensions zeroed
+    assert zero_dims.max() <= 8 and zero_dims.float().mean() > 1
+    assert torch.equal(states, torch.ones(64, 50, 32))  # the input is not modified
+
+
+def test_state_masking_options_are_checked():
+    from simulsa.runtime.errors import SimulsaError
+    from simulsa.train.align import StateMasking
+
+    with pytest.raises(SimulsaError, match="--time-masks must be >= 0, got -1"):
+        StateMasking(time_masks=-1)
