@@ -50,6 +50,7 @@ def compose(
     lm: Annotated[str | None, typer.Option(help="Causal LM: hub id or folder.")] = None,
     tiny: Annotated[str | None, typer.Option(help="Build a tiny random model of this family instead.")] = None,
     block_s: Annotated[float, typer.Option(help="Seconds of audio per independently encoded block.")] = 2.0,
+    stack: Annotated[int, typer.Option(help="Encoder frames (20 ms) per audio token: 4 = 12.5 tokens/s, 8 = 6.25.")] = 4,
     src_lang: Annotated[str, typer.Option(help="Default source language code.")] = "en",
     tgt_lang: Annotated[str, typer.Option(help="Default target language code.")] = "es",
     force: Force = False,
@@ -65,7 +66,7 @@ def compose(
     from simulsa.train.families import build_tiny, save_model
     from simulsa.train.families.composite import compose_composite
 
-    model = build_tiny(tiny) if tiny else compose_composite(encoder, lm, block_s, src_lang, tgt_lang)
+    model = build_tiny(tiny) if tiny else compose_composite(encoder, lm, block_s, src_lang, tgt_lang, stack)
     save_model(model, out, force)
     params = sum(p.numel() for p in model.parameters())
     typer.echo(f"wrote {model.family} model to {out} ({params:,} parameters)")

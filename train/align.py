@@ -30,6 +30,7 @@ from simulsa.train.families.base import SpeechLM
 from simulsa.train.plots import plot_loss
 
 SUMMARY_FILE = "align_summary.json"
+ENCODE_BATCH = 16  # utterances encoded together (their full blocks share one encoder call)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_alignment(options: AlignOptions) -> AlignResult:
     check_output_free(options.out, options.force)
     torch.manual_seed(options.seed)
     model = load_speech_lm(options.model)
-    if not hasattr(model, "projector") or not hasattr(model, "encode_blocks"):
+    if not hasattr(model, "projector") or not hasattr(model, "encode_audio"):
         raise ModelError(f"--model {options.model!r} is a {model.family!r} model; align trains a composite projector")
     train_rows = _rows_with_source(options.manifest)
     dev_rows = _rows_with_source(options.dev_manifest) if options.dev_manifest else []
@@ -149,14 +150,15 @@ def _encode_all(model: SpeechLM, manifest: Path, rows: list[ManifestRow], vocabu
 
     stack = model.simulsa_config.audio.stack
     utterances = []
-    for row in tqdm(rows, desc=desc, unit="utt"):
-        batch = model.collate_audio([model.audio_features(load_row_audio(manifest, row))])
-        states = [model.encode_blocks(block[None, :, :frames])[0]  # (F_i / 2, D), a multiple of `stack`
-                  for block, frames in zip(batch["mel_blocks"], batch["block_frames"].tolist())]  # fmt: skip
-        tokens = torch.tensor([vocabulary[i] for i in model.encode_text(row.source)])
-        merged = torch.cat(states)
-        if merged.shape[0] // stack >= _ctc_min_length(tokens):
-            utterances.append(Utterance(merged, tokens))
+    with tqdm(total=len(rows), desc=desc, unit="utt") as bar:
+        for start in range(0, len(rows), ENCODE_BATCH):
+            chunk = rows[start : start + ENCODE_BATCH]
+            batch = model.collate_audio([model.audio_features(load_row_audio(manifest, row)) for row in chunk])
+            for row, states in zip(chunk, model.encode_audio(**batch)):  # (F_i, D), a multiple of `stack`
+                tokens = torch.tensor([vocabulary[i] for i in model.encode_text(row.source)])
+                if states.shape[0] // stack >= _ctc_min_length(tokens):
+                    utterances.append(Utterance(states, tokens))
+            bar.update(len(chunk))
     if not utterances:
         raise ManifestError(f"{manifest}: no utterance is long enough for its transcript; check the 'source' fields")
     return utterances

@@ -92,10 +92,15 @@ def test_compose_from_pretrained_parts(tmp_path):
 
     _tiny_parts(tmp_path)
     result = invoke("compose", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out", tmp_path / "m",
-                    "--block-s", "0.96")  # fmt: skip
+                    "--block-s", "0.96", "--stack", "8")  # fmt: skip
     assert result.exit_code == 0, result.output
     model = load_speech_lm(tmp_path / "m")
-    assert model.simulsa_config.audio.block_s == 0.96
+    assert model.simulsa_config.audio.block_s == 0.96 and model.simulsa_config.audio.stack == 8
+    assert model.projector.up.in_features == 8 * model.encoder.config.d_model  # 8 frames per audio token
+    result = invoke("compose", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out", tmp_path / "m2",
+                    "--block-s", "1.0", "--stack", "8")  # fmt: skip
+    assert result.exit_code == 1 and "block_s must be a positive multiple of 0.16 s, got 1.0" in result.output
+    assert not (tmp_path / "m2").exists()
     prefix, suffix = model.simulsa_config.prompt.render()
     assert prefix == "<|im_start|>user\n" and suffix.startswith("\nTranslate the English speech into Spanish.<|im_end|>")
     import torch

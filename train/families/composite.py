@@ -104,18 +104,23 @@ class CompositeSpeechLM(SpeechLM):
             x = layer(x, None)
         return enc.layer_norm(x)
 
-    def embed_audio(self, mel_blocks: torch.Tensor, block_frames: torch.Tensor, blocks_per_utt: torch.Tensor):
-        """Blocks grouped by length (a partial block is encoded alone, as the runtime will) -> B x (n_i, H)."""
+    def encode_audio(self, mel_blocks: torch.Tensor, block_frames: torch.Tensor, blocks_per_utt: torch.Tensor) -> list:
+        """Blocks grouped by length (a partial block is encoded alone, as the runtime will) -> B x (F_i, D) encoder states."""
         per_block: list[torch.Tensor | None] = [None] * mel_blocks.shape[0]
         for frames in block_frames.unique().tolist():
             index = (block_frames == frames).nonzero().flatten()
             with torch.set_grad_enabled(torch.is_grad_enabled() and self._encoder_trainable()):
                 states = self.encode_blocks(mel_blocks[index, :, :frames])  # (n, F / 2, D)
-            embeds = self.projector(states.to(self.projector.up.weight.dtype))  # (n, F / 8, H)
             for j, block_index in enumerate(index.tolist()):
-                per_block[block_index] = embeds[j]
+                per_block[block_index] = states[j]
         bounds = np.cumsum([0, *blocks_per_utt.tolist()])
         return [torch.cat(per_block[bounds[b] : bounds[b + 1]]) for b in range(len(bounds) - 1)]
+
+    def embed_audio(self, mel_blocks: torch.Tensor, block_frames: torch.Tensor, blocks_per_utt: torch.Tensor):
+        """-> B x (n_i, H): every block's frames are a multiple of `stack`, so projecting whole utterances is exact."""
+        states = self.encode_audio(mel_blocks, block_frames, blocks_per_utt)  # B x (F_i, D)
+        dtype = self.projector.up.weight.dtype
+        return [self.projector(s[None].to(dtype))[0] for s in states]
 
     def _encoder_trainable(self) -> bool:
         return any(p.requires_grad for p in self.encoder.parameters())
@@ -144,7 +149,8 @@ def load_composite(folder: Path, config: SimulsaConfig, options: LoadOptions) ->
     return CompositeSpeechLM(config, tokenizer, encoder, projector.to(options.torch_dtype), lm)
 
 
-def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str, tgt_lang: str) -> CompositeSpeechLM:
+def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str, tgt_lang: str,
+                      stack: int = DEFAULT_STACK) -> CompositeSpeechLM:
     """A composite from a pretrained Whisper (hub id or folder) and causal LM; the projector is new."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, WhisperModel
 
@@ -155,9 +161,9 @@ def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str
     lm = AutoModelForCausalLM.from_pretrained(lm_id)
     tokenizer = AutoTokenizer.from_pretrained(lm_id)
     prompt = _prompt_for(tokenizer, src_lang, tgt_lang)
-    audio = AudioSettings(n_mels=encoder.config.num_mel_bins, block_s=block_s, stack=DEFAULT_STACK)
+    audio = AudioSettings(n_mels=encoder.config.num_mel_bins, block_s=block_s, stack=stack)
     config = SimulsaConfig(family="composite", prompt=prompt, audio=audio)
-    projector = Projector(encoder.config.d_model, lm.config.hidden_size, DEFAULT_STACK)
+    projector = Projector(encoder.config.d_model, lm.config.hidden_size, stack)
     projector.match_embedding_scale(lm.get_input_embeddings().weight)
     return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
 
