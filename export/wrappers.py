@@ -23,9 +23,9 @@ PRESENT_VALUE = "present.{}.value"
 class BlockEncoderWrapper(nn.Module):
     """composite: one mel block -> LM-space audio embeddings (projector included).
 
-        mel (B, n_mels, F) ──► Whisper encoder, positions sliced to F/2 ──► stack 4 + MLP ──► audio_embeds (B, F/8, H)
+        mel (B, n_mels, F) ──► Whisper encoder, positions sliced to F/2 ──► stack s + MLP ──► audio_embeds (B, F/2s, H)
 
-    F is dynamic (any multiple of 8 mel frames up to the block length).
+    F is dynamic (any multiple of 2s mel frames up to the block length).
     """
 
     input_names = ("mel",)
@@ -40,7 +40,9 @@ class BlockEncoderWrapper(nn.Module):
         return self.model.projector(self.model.encode_blocks(mel))
 
     def example_inputs(self, n_mels: int) -> tuple[torch.Tensor, ...]:
-        return (torch.randn(1, n_mels, 200),)
+        audio = self.model.simulsa_config.audio
+        frames = round(audio.block_s * 100) if audio.block_s else 50 * audio.stack  # a multiple of 2 * stack mel frames
+        return (torch.randn(1, n_mels, frames),)
 
 
 class WindowEncoderWrapper(nn.Module):

@@ -44,14 +44,15 @@ def default_bundle_path() -> Path:
 def _composed_base(recipe: dict, force: bool) -> Path:
     """Whisper encoder + LM from the cache, composed with the recipe's block length and prompt (projector replaced later)."""
     from simulsa.train.families import save_model
-    from simulsa.train.families.composite import compose_composite
+    from simulsa.train.families.composite import DEFAULT_STACK, compose_composite
 
     base = cache_root() / "models" / f"default-{recipe['version']}-base"
     if base.is_dir() and not force:
         return base
     encoder, lm = pull_model(recipe["encoder"]), pull_model(recipe["lm"])
     prompt = PromptTemplate.from_json(recipe["prompt"])
-    model = compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang)
+    stack = recipe.get("stack", DEFAULT_STACK)  # recipes before 2026-11-28 have no "stack": they used 4
+    model = compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang, stack)
     model.simulsa_config = dataclasses.replace(model.simulsa_config, prompt=prompt)
     save_model(model, base, force=True)
     return base
@@ -91,7 +92,7 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
     """Make a `simulsa train` output of a composite over pulled base models the shipped default.
 
     Copies only what training changed (adapter/, trained_modules.safetensors) and writes
-    recipe.json with the block length and prompt the checkpoint was trained with, plus
+    recipe.json with the block length, stack and prompt the checkpoint was trained with, plus
     `built_with` (commands, data sizes, times) so anyone can rebuild it.
     """
     from simulsa.runtime.files import atomic_dir, write_json_atomic
@@ -101,7 +102,7 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
     if getattr(config, "base_model", None) is None or config.family != "composite":
         raise SimulsaError(f"{checkpoint} is not a `simulsa train` output of a composite model")
     recipe = {"version": version, "encoder": encoder, "lm": lm, "block_s": config.audio.block_s,
-              "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
+              "stack": config.audio.stack, "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
     with atomic_dir(DEFAULT_DIR, force=True) as tmp:
         peft_card = shutil.ignore_patterns("README.md")  # peft's boilerplate model card
         shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter", ignore=peft_card)

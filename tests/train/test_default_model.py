@@ -25,7 +25,7 @@ def shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("SIMULSA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(default_model, "pull_model", lambda name: parts[name])
     # train a stand-in adapter + projector over the composed base, as the real recipe did
-    recipe = {"version": "test1", "encoder": "whisper", "lm": "lm", "block_s": 0.96,
+    recipe = {"version": "test1", "encoder": "whisper", "lm": "lm", "block_s": 0.96, "stack": 8,
               "prompt": {"prefix": "<|im_start|>user\n", "suffix": "\nTo {tgt}:<|im_end|>\n<|im_start|>assistant\n",
                          "end": "<|im_end|>", "src_lang": "en", "tgt_lang": "es"}}  # fmt: skip
     shipped_dir = tmp_path / "default"
@@ -50,6 +50,7 @@ def test_translate_without_bundle_builds_the_default_once(shipped, monkeypatch):
     assert result.exit_code == 0, result.output
     bundle = default_model.default_bundle_path()
     assert (bundle / "bundle.json").is_file() and "default-test1-int8" in str(bundle)
+    assert json.loads((bundle / "bundle.json").read_text())["audio"]["stack"] == 8  # the recipe's, not the default 4
     assert json.loads((bundle / "verification.json").read_text())[0]["passed"]
     built = []
     monkeypatch.setattr(default_model, "build_default_bundle", lambda force=False: built.append(1))
@@ -89,6 +90,7 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
     assert adapter_config["base_model_name_or_path"] == "smollm2-135m-instruct"
     recipe = json.loads((folder / "recipe.json").read_text())
     assert recipe["version"] == "v9" and recipe["block_s"] == model.simulsa_config.audio.block_s
+    assert recipe["stack"] == model.simulsa_config.audio.stack
     assert recipe["prompt"] == model.simulsa_config.prompt.to_json() and recipe["built_with"] == {"steps": 3}
     with pytest.raises(SimulsaError, match="is not a `simulsa train` output"):
         default_model.package_default(tiny_model_dirs["composite"], "v9", {})
