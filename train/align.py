@@ -189,6 +189,8 @@ def _batch(model: SpeechLM, head: CtcHead, utterances: list[Utterance], augment=
 
 def mask_states(states: torch.Tensor, masking: StateMasking, generator: torch.Generator) -> torch.Tensor:
     """(n, F, D) -> a copy with `time_masks` random frame spans and `feature_masks` random dimension bands zeroed."""
+    if not (masking.time_masks or masking.feature_masks):
+        return states  # off (the default): no mask tensor on every step
     n, frames, dims = states.shape
     keep = torch.ones(n, frames, dims, dtype=torch.bool)
     for count, widest, axis, size in ((masking.time_masks, masking.time_mask_frames, 1, frames),
