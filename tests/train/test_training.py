@@ -137,3 +137,43 @@ def test_dataset_lengths_need_durations(toy_manifest):
 
     with pytest.raises(ValueError, match="needs the durations"):
         _ = SpeechDataset(toy_manifest, read_manifest(toy_manifest), build_tiny("composite")).lengths
+
+
+def _text_pairs(path, n=40):
+    path.write_text("".join(json.dumps({"source": f"word {i}", "target": f"palabra {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def test_a_text_row_puts_its_source_tokens_in_the_audio_slot():
+    from simulsa.train.data import SpeechCollator, TextPair, TextPairDataset
+
+    model = build_tiny("composite")
+    speech = {"features": model.audio_features(noise(1.0)), "tokens": model.tokenize_row("hola", None, None)}
+    text = TextPairDataset([TextPair("hello there", "hola")], model)[0]
+    assembled = model.assemble(SpeechCollator(model)([speech, text]))
+    prefix = len(model.tokenize_row("hola", None, None).prefix_ids)
+    source = model.encode_text(" hello there")
+    expected = model.input_embeddings()(torch.tensor(source))  # (n, H)
+    assert torch.equal(assembled.inputs_embeds[1, prefix : prefix + len(source)], expected)
+    audio_tokens = int(assembled.target_start[0]) - int(assembled.target_start[1]) + len(source)
+    assert audio_tokens == model.embed_audio(**model.collate_audio([speech["features"]]))[0].shape[0]
+
+
+def test_training_mixes_text_rows_at_the_asked_fraction(tiny_model_dirs, tmp_path, capsys):
+    from simulsa.train.toy import make_toy_manifest
+
+    manifest = make_toy_manifest(tmp_path / "four", n=4, seed=1)
+    pairs = _text_pairs(tmp_path / "pairs.jsonl")
+    out = tmp_path / "ckpt"
+    result = run_training(_options(tiny_model_dirs["composite"], manifest, out, max_steps=6, text_train=pairs, text_fraction=0.75))
+    assert result.steps == 6 and (out / "simulsa.json").is_file()
+    assert "4 speech + 12 text" in capsys.readouterr().out
+
+
+def test_bad_text_pairs_and_fraction_fail_clearly(tiny_model_dirs, toy_manifest, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"source": "a"}\n')
+    with pytest.raises(SimulsaError, match=r"bad.jsonl:1: needs non-empty string fields 'source' and 'target'"):
+        run_training(_options(tiny_model_dirs["composite"], toy_manifest, tmp_path / "o", max_steps=1, text_train=bad))
+    with pytest.raises(SimulsaError, match=r"--text-fraction is out of range, got 1.0"):
+        _options(tiny_model_dirs["composite"], toy_manifest, tmp_path / "o", text_fraction=1.0)

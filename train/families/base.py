@@ -140,12 +140,17 @@ class SpeechLM(nn.Module, abc.ABC):
         return TokenizedRow(prefix_ids, suffix_ids, target_ids)
 
     def assemble(self, batch: dict[str, torch.Tensor]) -> AssembledBatch:
-        """Collated batch -> right-padded `[prefix][audio][suffix][target]` embeddings and labels."""
+        """Collated batch -> right-padded `[prefix][audio][suffix][target]` embeddings and labels.
+
+        A text row (`slot_is_text`) puts its source's token embeddings where the audio would be.
+        """
         audio_keys = {key[len("audio_") :]: value for key, value in batch.items() if key.startswith("audio_")}
-        audio = self.embed_audio(**audio_keys)  # B x (n_i, H)
+        audio = iter(self.embed_audio(**audio_keys) if audio_keys else [])  # B_speech x (n_i, H)
         embed = self.input_embeddings()
+        is_text = batch.get("slot_is_text", torch.zeros(batch["prefix_ids"].shape[0], dtype=torch.bool))  # (B,)
         rows, labels, starts = [], [], []
-        for b, audio_b in enumerate(audio):
+        for b in range(batch["prefix_ids"].shape[0]):
+            audio_b = embed(batch["slot_ids"][b, : batch["slot_len"][b]]) if is_text[b] else next(audio)  # (n_b, H)
             prefix = batch["prefix_ids"][b, : batch["prefix_len"][b]]
             suffix = batch["suffix_ids"][b, : batch["suffix_len"][b]]
             target = batch["target_ids"][b, : batch["target_len"][b]]
