@@ -46,6 +46,10 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path, toy_manifest, tiny_model
           tmp_path / "a"), "manifest"),
         (("train", "--model", tiny_model_dirs["composite"], "--train", toy_manifest, "--out", tmp_path / "t",
           "--load-in-4bit", "--load-in-8bit"), "choose one of"),
+        (("corpus-text", "--out", tmp_path / "taken"), "already exists; pass --force"),
+        (("corpus-text", "--out", tmp_path / "p.jsonl", "--exclude", tmp_path / "none.jsonl"), "--exclude"),
+        (("train", "--model", tiny_model_dirs["composite"], "--train", toy_manifest, "--out", tmp_path / "t",
+          "--text-train", tmp_path / "none.jsonl"), "make them with `simulsa corpus-text`"),
     ]  # fmt: skip
     for args, message in cases:
         result = invoke(*args)
@@ -62,7 +66,7 @@ def test_bad_usage_is_exit_code_2():
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("compose", "augment", "train"):
+    for command in ("compose", "augment", "train", "corpus-text"):
         assert command in result.output
 
 
