@@ -251,16 +251,18 @@ def corpus(
 def corpus_text(
     out: Annotated[Path, typer.Option(help="JSONL file of text pairs to write (source, target, src_lang, tgt_lang).")],
     exclude: Annotated[list[Path] | None, typer.Option(help="Manifest whose sentences must not appear (repeatable).")] = None,
+    sentences: Annotated[Path | None, typer.Option(help="Your own source text, one sentence a line (default: WordNet).")] = None,
     apertium_mode: Annotated[str, typer.Option(help="apertium translation mode.")] = "eng-spa",
     tgt_lang: Annotated[str, typer.Option(help="Target language code written in the pairs.")] = "es",
     force: Force = False,
 ) -> None:
-    """Text-only translation pairs from every WordNet example (apertium targets) for `simulsa train --text-train`."""
+    """Text-only translation pairs (WordNet examples or --sentences, apertium targets) for `simulsa train --text-train`."""
     from simulsa.runtime.files import check_output_free
     from simulsa.train.corpus.text_pairs import TextPairOptions, build_text_pairs
 
     check_output_free(out, force)
-    counts = build_text_pairs(out, TextPairOptions(exclude=tuple(exclude or ()), apertium_mode=apertium_mode, tgt_lang=tgt_lang))
+    options = TextPairOptions(exclude=tuple(exclude or ()), apertium_mode=apertium_mode, tgt_lang=tgt_lang, sentences=sentences)
+    counts = build_text_pairs(out, options)
     typer.echo(f"wrote {counts['pairs']} pairs to {out} ({counts['phrases']} phrases, "
                f"{counts['dropped_unknown_words']} dropped for words apertium does not know)")
 

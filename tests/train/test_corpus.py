@@ -116,3 +116,16 @@ def test_text_pairs_refuse_a_held_out_manifest_without_sources(fake_world, tmp_p
     with pytest.raises(SimulsaError, match=r"row 't0' has no 'source'"):
         build_text_pairs(tmp_path / "pairs.jsonl", TextPairOptions(exclude=(manifest,), wordnet_dir=fake_world))
     assert not (tmp_path / "pairs.jsonl").exists()
+
+
+def test_text_pairs_from_your_own_sentences(fake_world, tmp_path):
+    from simulsa.train.corpus.text_pairs import TextPairOptions, build_text_pairs
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("The pump needs a new seal.\nThe pump needs a new seal\nCheck 3 valves.\n\nClose the tap.\n")
+    counts = build_text_pairs(tmp_path / "pairs.jsonl", TextPairOptions(sentences=mine, wordnet_dir=fake_world))
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert [p["source"] for p in pairs] == ["The pump needs a new seal.", "Close the tap."]  # deduplicated, digits dropped
+    assert counts == {"phrases": 2, "pairs": 2, "dropped_unknown_words": 0}
+    with pytest.raises(SimulsaError, match=r"--sentences '.*none.txt' does not exist"):
+        TextPairOptions(sentences=tmp_path / "none.txt")

@@ -32,8 +32,11 @@ class TextPairOptions:
     src_lang: str = "en"
     tgt_lang: str = "es"
     wordnet_dir: Path = WORDNET_DIR
+    sentences: Path | None = None  # a text file, one English sentence a line, instead of WordNet
 
     def __post_init__(self) -> None:
+        if self.sentences is not None and not self.sentences.is_file():
+            raise SimulsaError(f"--sentences {str(self.sentences)!r} does not exist; give a text file, one sentence a line")
         for manifest in self.exclude:
             if not manifest.is_file():
                 raise SimulsaError(f"--exclude {str(manifest)!r} does not exist; give the dev/test manifests of your corpus")
@@ -67,11 +70,18 @@ def excluded_keys(manifests: Iterable[Path]) -> set[str]:
     return keys
 
 
+def _candidates(options: TextPairOptions) -> list[str]:
+    if options.sentences is not None:
+        return options.sentences.read_text(encoding="utf-8", errors="replace").splitlines()
+    return wordnet_examples(options.wordnet_dir)
+
+
 def build_text_pairs(out: Path, options: TextPairOptions) -> dict[str, int]:
     """Write `out` (JSONL: source, target, src_lang, tgt_lang) atomically; return the counts."""
-    phrases = clean_phrases(wordnet_examples(options.wordnet_dir), excluded_keys(options.exclude))
+    phrases = clean_phrases(_candidates(options), excluded_keys(options.exclude))
     if not phrases:
-        raise SimulsaError(f"no English phrases in {options.wordnet_dir}: install the Debian package wordnet-base")
+        where = options.sentences or f"{options.wordnet_dir} (install the Debian package wordnet-base)"
+        raise SimulsaError(f"no usable phrases (2-16 plain words) in {where}")
     targets = apertium_translate(phrases, options.apertium_mode)
     lines = [json.dumps({"source": s, "target": t, "src_lang": options.src_lang, "tgt_lang": options.tgt_lang},
                         ensure_ascii=False) for s, t in zip(phrases, targets) if t]  # fmt: skip
