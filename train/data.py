@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from simulsa.runtime.audio import audio_duration_s, load_audio
-from simulsa.runtime.errors import AudioError, ManifestError, SimulsaError
+from simulsa.runtime.errors import AudioError, ManifestError
 from simulsa.runtime.manifest import ManifestRow
 from simulsa.train.families.base import SpeechLM, TokenizedRow
 
@@ -124,9 +124,7 @@ def read_text_pairs(path: Path) -> list[TextPair]:
 
 
 def text_rows_for(pairs: list[TextPair], n_speech: int, fraction: float, seed: int) -> list[TextPair]:
-    """A seeded sample of pairs making `fraction` of the training rows next to `n_speech` speech rows."""
-    if not 0 < fraction < 1:
-        raise SimulsaError(f"--text-fraction must be in (0, 1), got {fraction}")
+    """A seeded sample of pairs making `fraction` (in (0, 1), checked by TrainOptions) of the rows next to `n_speech`."""
     wanted = round(n_speech * fraction / (1 - fraction))
     if wanted > len(pairs):
         print(f"--text-fraction {fraction} wants {wanted} text rows; the file has {len(pairs)}, using all")
