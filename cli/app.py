@@ -138,6 +138,25 @@ def align(
                f"{dev_text}\nwrote {out}")  # fmt: skip
 
 
+@app.command(epilog="Example:\n\n  simulsa probe --model ckpt --manifest corpus/test.jsonl --limit 100")
+@reports_errors
+def probe(
+    model: Annotated[str, typer.Option(help="A simulsa train output or model folder.")],
+    manifest: Annotated[Path, typer.Option(help="Manifest whose rows have a 'source' transcript (e.g. the test split).")],
+    limit: Annotated[int, typer.Option(help="First rows of the manifest to decode.")] = 100,
+    examples: Annotated[int, typer.Option(help="Rows to print side by side.")] = 3,
+) -> None:
+    """Hearing or translating? BLEU/chrF from speech vs from the gold source text put in the audio slot (torch, greedy)."""
+    from simulsa.train.probe import ProbeOptions, run_probe
+
+    result = run_probe(ProbeOptions(model=model, manifest=manifest, limit=limit))
+    for name, scores in result.scores.items():
+        typer.echo(f"from {name:<6} BLEU {scores['BLEU']:6.2f}  chrF {scores['chrF']:6.2f}  ({len(result.rows)} rows)")
+    for row in result.rows[:examples]:
+        typer.echo(f"\n  source:      {row.source}\n  reference:   {row.reference}\n  from text:   {row.from_text}"
+                   f"\n  from speech: {row.from_speech}")  # fmt: skip
+
+
 @app.command(epilog="Examples:\n\n  simulsa train --model m --train aug/manifest.jsonl --out ckpt --max-steps 5\n\n"
              "  accelerate launch -m simulsa.cli train --model m --train t.jsonl --out ckpt   (several GPUs)")  # fmt: skip
 @reports_errors

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 from pathlib import Path
 
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
+from simulsa.runtime.manifest import read_manifest
 from simulsa.train.corpus.build import CorpusOptions, Utterance, audio_path, speak_plan
 from simulsa.train.corpus.tts import Prosody, Voice, check_voices
 from simulsa.train.data import TextPair, read_text_pairs
@@ -76,15 +76,8 @@ def _row(utterance: Utterance, pair: TextPair) -> dict:
 
 
 def _merged_rows(manifests: tuple[Path, ...], out: Path) -> list[dict]:
-    """The rows of `manifests`, their audio paths re-pointed to stay valid from `out`."""
-    rows = []
-    for manifest in manifests:
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                audio = (manifest.parent / row["audio"]).resolve()
-                rows.append({**row, "audio": os.path.relpath(audio, out.resolve())})
-    return rows
+    """The rows of `manifests` (validated), their audio paths re-pointed to stay valid from `out`."""
+    return [row.to_json(out.resolve()) for manifest in manifests for row in read_manifest(manifest)]
 
 
 def speak_pairs(out: Path, options: SpeakOptions, force: bool = False) -> dict:
