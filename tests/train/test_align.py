@@ -72,3 +72,20 @@ def test_state_masking_options_are_checked():
 
     with pytest.raises(SimulsaError, match="--time-masks must be >= 0, got -1"):
         StateMasking(time_masks=-1)
+
+
+def test_encoding_in_duration_order_gives_each_row_its_own_states(tiny_model_dirs, toy_manifest):
+    from simulsa.runtime.audio import audio_duration_s
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.align import _by_duration, _encode_all, _vocabulary
+
+    model = load_speech_lm(tiny_model_dirs["composite"])
+    rows = read_manifest(toy_manifest)
+    ordered = _by_duration(toy_manifest, rows)
+    seconds = [audio_duration_s(r.audio) for r in ordered]
+    assert seconds == sorted(seconds) and sorted(r.id for r in ordered) == sorted(r.id for r in rows)
+    vocabulary = _vocabulary(model, [r.source for r in rows])
+    together = {tuple(u.tokens.tolist()): u.states for u in _encode_all(model, toy_manifest, rows, vocabulary, "all")}
+    for row in rows[:4]:  # the same states as when the row is encoded on its own
+        (alone,) = _encode_all(model, toy_manifest, [row], vocabulary, "one")
+        torch.testing.assert_close(together[tuple(alone.tokens.tolist())], alone.states, atol=1e-5, rtol=1e-4)
