@@ -175,3 +175,19 @@ def test_corpus_speak_refuses_bad_options_and_leaves_nothing_behind(fake_world, 
     with pytest.raises(SimulsaError, match="ids must be unique"):
         speak_pairs(tmp_path / "more", SpeakOptions(pairs=pairs, voices=("flite:kal16",), merge=(clash,)))
     assert not list(tmp_path.glob("*more*"))
+
+
+def test_corpus_speak_takes_a_manifest_as_pairs_for_more_voices_on_the_same_sentences(fake_world, tmp_path):
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.corpus.speak import SpeakOptions, speak_pairs
+
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus, CorpusOptions(train_voices=("flite:kal16",), max_sentences=10, dev_sentences=2, test_sentences=3,
+                                       wordnet_dir=fake_world))  # fmt: skip
+    options = SpeakOptions(pairs=corpus / "train.jsonl", voices=("flite:awb", "flite:rms"), copies=2)
+    summary = speak_pairs(tmp_path / "voices", options)
+    original = read_manifest(corpus / "train.jsonl")
+    spoken = read_manifest(tmp_path / "voices" / "train.jsonl")
+    assert summary["voices"] == ["flite:awb", "flite:rms"] and len(spoken) == 2 * len(original)
+    assert sorted(r.source for r in spoken) == sorted(r.source for r in original for _ in range(2))
+    assert {(r.source, r.target) for r in spoken} == {(r.source, r.target) for r in original}
