@@ -132,6 +132,7 @@ def stream(
     max_segment_s: Annotated[float, typer.Option(help="Longest segment without a pause, seconds.")] = 20.0,
     min_silence_ms: Annotated[int, typer.Option(help="Pause that ends a segment, milliseconds.")] = 600,
     context_tokens: Annotated[int, typer.Option(help="Earlier segments' tokens kept as context (0 = none).")] = 0,
+    loop_repeats: Annotated[int, typer.Option(help="A phrase repeated this often in a row ends the output (0 = off).")] = 4,
     jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
     srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
@@ -148,7 +149,7 @@ def stream(
     audio = _example_audio() if example else audio
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
                             max_segment_s=max_segment_s, min_silence_ms=min_silence_ms,
-                            context_tokens=context_tokens)  # fmt: skip
+                            context_tokens=context_tokens, loop_repeats=loop_repeats)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
     session = _load_translator(bundle, threads, skip_checksum).session(options)
     view, log, finals = LiveView(), EventLog(jsonl), []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,23 @@ from simulsa.runtime.text import IncrementalText
 from simulsa.runtime.vad import EnergyVad
 
 LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
+LOOP_MAX_PERIOD = 8  # longest phrase, in tokens, the loop guard looks for
+
+
+def looping_tail(tokens: Sequence[int], repeats: int) -> int:
+    """How many trailing tokens to drop so a phrase said `repeats` times in a row at the end stays once; 0: none.
+
+    Why: a small greedy model can fall into "muy muy muy ..." or "un poco de un poco de ..." and
+    run to the segment's token limit, showing garbage and spending a decoder step on every token.
+    Natural text does not say the same phrase of <= 8 tokens four times in a row.
+    """
+    if repeats < 2:
+        return 0
+    for period in range(1, LOOP_MAX_PERIOD + 1):
+        span = period * repeats
+        if len(tokens) >= span and all(tokens[-k] == tokens[-k - period] for k in range(1, span - period + 1)):
+            return span - period
+    return 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +66,15 @@ class StreamOptions:
     min_silence_ms: int = 600  # a pause this long after speech ends a segment
     vad_threshold_db: float = -45.0  # frames louder than this (dBFS) are speech
     context_tokens: int = 0  # committed tokens of earlier segments placed before the prompt
+    loop_repeats: int = 4  # a phrase (<= 8 tokens) repeated this often in a row ends the proposal, kept once; 0: off
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise SimulsaError(f"unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
         checks = {"chunk_ms": self.chunk_ms > 0, "hold": self.hold >= 0, "max_new_tokens": self.max_new_tokens > 0,
                   "max_segment_s": self.max_segment_s > 0, "max_segment_tokens": self.max_segment_tokens > 0,
-                  "min_silence_ms": self.min_silence_ms > 0, "context_tokens": self.context_tokens >= 0}  # fmt: skip
+                  "min_silence_ms": self.min_silence_ms > 0, "context_tokens": self.context_tokens >= 0,
+                  "loop_repeats": self.loop_repeats == 0 or self.loop_repeats >= 2}  # fmt: skip
         for name, ok in checks.items():
             if not ok:
                 raise SimulsaError(f"{name} is out of range, got {getattr(self, name)}")
@@ -244,6 +264,10 @@ class StreamSession:
             if token == end_id:
                 return tokens
             tokens.append(token)
+            window = (self.committed + tokens)[-LOOP_MAX_PERIOD * self.options.loop_repeats :]
+            drop = looping_tail(window, self.options.loop_repeats)
+            if drop:
+                return tokens[: max(0, len(tokens) - drop)]  # repeats already committed cannot be taken back
             if len(tokens) >= limit:
                 return tokens
             logits, present = self.model.decode(self.model.embed_tokens([token]), present)

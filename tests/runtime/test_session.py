@@ -15,7 +15,9 @@ from tests.conftest import FAMILY_NAMES
 
 
 def _stream(translator, audio, **options):
-    session = translator.session(StreamOptions(**options))
+    # a random tiny model repeats itself; these tests are about the cache and the policies, so the
+    # loop guard (tested on its own below) is off unless a test asks for it
+    session = translator.session(StreamOptions(**{"loop_repeats": 0, **options}))
     session.accept_audio(audio)
     return session.step() + session.finish()
 
@@ -39,7 +41,7 @@ def test_cache_reuse_gives_the_tokens_of_a_full_recompute(tiny_bundles, speech_l
 def test_one_chunk_as_long_as_the_audio_equals_translate(tiny_bundles, speech_like, name):
     translator = Translator.from_bundle(tiny_bundles[name, "none"])
     offline = translator.translate(speech_like)
-    events = _stream(translator, speech_like, chunk_ms=1000 * speech_like.size / 16000)
+    events = _stream(translator, speech_like, chunk_ms=1000 * speech_like.size / 16000, loop_repeats=4)
     assert offline and "".join(e.committed for e in events) == offline
 
 
@@ -129,3 +131,36 @@ def test_context_from_earlier_segments_is_bounded(tiny_bundles, speech_like):
     assert sum(e.final for e in events) >= 4  # 8 s cut every 2 s
     prefix = len(translator.model.bundle.prompt["prefix_ids"])
     assert len(session.context) == 4 and session.cache.length == prefix + 4
+
+
+def test_loop_guard_keeps_one_copy_of_a_repeated_phrase():
+    from simulsa.runtime.session import looping_tail
+
+    assert looping_tail([5, 7, 7, 7, 7], repeats=4) == 3  # "muy muy muy muy" -> "muy"
+    assert looping_tail([1, 2, 3, 4, 2, 3, 4, 2, 3, 4, 2, 3, 4], repeats=4) == 9  # "un poco de" x4 -> once
+    assert looping_tail([1, 2, 3, 2, 3, 2, 3], repeats=4) == 0  # only three times
+    assert looping_tail([1, 2, 3, 4, 5, 6], repeats=4) == 0
+    assert looping_tail([7, 7, 7, 7, 7], repeats=0) == 0  # off
+    phrase = list(range(9))  # longer than LOOP_MAX_PERIOD: not looked for
+    assert looping_tail(phrase * 4, repeats=4) == 0
+    with pytest.raises(SimulsaError, match="loop_repeats is out of range, got 1"):
+        StreamOptions(loop_repeats=1)
+
+
+def test_a_looping_model_stops_at_the_guard(tiny_bundles, speech_like):
+    translator = Translator.from_bundle(tiny_bundles["composite", "none"])
+    word = translator.tokenizer.encode("hola", add_special_tokens=False).ids[0]
+    real_decode = translator.model.decode
+
+    def stuck_on_one_token(embeds, past):  # a model in a loop: the same token forever
+        logits, present = real_decode(embeds, past)
+        looping = np.full_like(logits, -1e9)
+        looping[:, word] = 0
+        return looping, present
+
+    translator.model.decode = stuck_on_one_token
+    guarded = translator.translate(speech_like)
+    unguarded = translator.translate(speech_like, options=StreamOptions(loop_repeats=0))
+    once = translator.tokenizer.decode([word]).strip()
+    assert guarded == once  # the repeated token is kept once, and decoding stops
+    assert unguarded.replace(" ", "") == once * 200  # without the guard: to the segment's 200-token limit
