@@ -18,6 +18,7 @@ DefaultableBundle = Annotated[
 ]
 Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")]
 SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
+LoopRepeats = Annotated[int, typer.Option(help="A phrase repeated this often in a row ends the output (0 = off).")]
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
 
@@ -49,16 +50,19 @@ def translate(
     audio: Annotated[Path, typer.Argument(help="Audio file (any format soundfile reads, any sample rate).")],
     bundle: DefaultableBundle = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of plain text.")] = False,
+    loop_repeats: LoopRepeats = 4,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
 ) -> None:
     """Translate one file, whole utterance, offline."""
     from simulsa.runtime.audio import SAMPLE_RATE
+    from simulsa.runtime.session import StreamOptions
 
+    options = StreamOptions(loop_repeats=loop_repeats)
     samples = _read_audio(audio)
     translator = _load_translator(bundle, threads, skip_checksum)
     started = time.perf_counter()
-    text = translator.translate(samples) if samples.size else ""
+    text = translator.translate(samples, options=options) if samples.size else ""
     compute_s = time.perf_counter() - started
     if not samples.size:
         typer.echo(f"note: {audio} holds no audio; nothing to translate", err=True)
@@ -132,7 +136,7 @@ def stream(
     max_segment_s: Annotated[float, typer.Option(help="Longest segment without a pause, seconds.")] = 20.0,
     min_silence_ms: Annotated[int, typer.Option(help="Pause that ends a segment, milliseconds.")] = 600,
     context_tokens: Annotated[int, typer.Option(help="Earlier segments' tokens kept as context (0 = none).")] = 0,
-    loop_repeats: Annotated[int, typer.Option(help="A phrase repeated this often in a row ends the output (0 = off).")] = 4,
+    loop_repeats: LoopRepeats = 4,
     jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
     srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,

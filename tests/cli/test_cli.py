@@ -195,6 +195,8 @@ def test_translate_and_its_errors(tiny_bundles, tmp_path):
         (("stream", tmp_path / "a.wav", "--example", "--bundle", tiny_bundles["composite", "int8"]), "give one of"),
         (("stream", "--mic", "--play", "--bundle", tiny_bundles["composite", "int8"]), "--play plays a file"),
         (("stream", tmp_path / "a.wav", "--bundle", tiny_bundles["composite", "int8"], "--policy", "x"), "unknown policy 'x'"),
+        (("translate", tmp_path / "a.wav", "--bundle", tiny_bundles["composite", "int8"], "--loop-repeats", "1"),
+         "loop_repeats is out of range, got 1"),
     ]:
         result = invoke(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
