@@ -60,6 +60,17 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     return rows
 
 
+def rows_with_source(manifest: str | Path, why: str, limit: int | None = None) -> list[ManifestRow]:
+    """The manifest's (first `limit`) rows, refusing any without a 'source' transcript; `why` says who needs it."""
+    rows = read_manifest(manifest)[:limit]
+    missing = [row for row in rows if not row.source]
+    if missing:
+        first = missing[0]
+        raise ManifestError(f"{manifest}:{first.line} - row {first.id!r} has no 'source' transcript "
+                            f"({len(missing)} of {len(rows)} rows lack one); {why}")  # fmt: skip
+    return rows
+
+
 def _parse_row(text: str, where: str, folder: Path, line_no: int) -> ManifestRow:
     try:
         record = json.loads(text)

@@ -24,13 +24,14 @@ from torch import nn
 from simulsa.runtime.audio import audio_duration_s
 from simulsa.runtime.errors import AudioError, ManifestError, ModelError, SimulsaError
 from simulsa.runtime.files import check_output_free
-from simulsa.runtime.manifest import ManifestRow, read_manifest
+from simulsa.runtime.manifest import ManifestRow, rows_with_source
 from simulsa.train.data import load_row_audio, row_context
 from simulsa.train.families import load_speech_lm, save_model
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.plots import plot_loss
 
 SUMMARY_FILE = "align_summary.json"
+WHY_SOURCE = "align learns from the spoken words, so every row needs it"
 ENCODE_BATCH = 16  # utterances encoded together (their full blocks share one encoder call)
 
 
@@ -115,8 +116,8 @@ def run_alignment(options: AlignOptions) -> AlignResult:
     model = load_speech_lm(options.model)
     if not hasattr(model, "projector") or not hasattr(model, "encode_audio"):
         raise ModelError(f"--model {options.model!r} is a {model.family!r} model; align trains a composite projector")
-    train_rows = _rows_with_source(options.manifest)
-    dev_rows = _rows_with_source(options.dev_manifest) if options.dev_manifest else []
+    train_rows = rows_with_source(options.manifest, WHY_SOURCE)
+    dev_rows = rows_with_source(options.dev_manifest, WHY_SOURCE) if options.dev_manifest else []
     vocabulary = _vocabulary(model, [r.source for r in train_rows + dev_rows])
     train = _encode_all(model, options.manifest, train_rows, vocabulary, "encode train")
     dev = _encode_all(model, options.dev_manifest, dev_rows, vocabulary, "encode dev") if dev_rows else []
@@ -128,15 +129,6 @@ def run_alignment(options: AlignOptions) -> AlignResult:
     save_model(model, options.out, options.force)
     _write_summary(options, result, history)
     return result
-
-
-def _rows_with_source(manifest: Path) -> list[ManifestRow]:
-    rows = read_manifest(manifest)
-    missing = [r for r in rows if not r.source]
-    if missing:
-        raise ManifestError(f"{row_context(manifest, missing[0])}: no 'source' transcript ({len(missing)} rows lack one); "
-                            "align learns from the spoken words, so every row needs it")  # fmt: skip
-    return rows
 
 
 def _vocabulary(model: SpeechLM, texts: list[str]) -> dict[int, int]:

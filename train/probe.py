@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from simulsa.runtime.errors import SimulsaError
-from simulsa.runtime.manifest import ManifestRow, read_manifest
+from simulsa.runtime.manifest import ManifestRow, rows_with_source
 from simulsa.train.data import load_row_audio
 from simulsa.train.families.base import SpeechLM
 
@@ -47,14 +47,6 @@ class ProbeRow:
 class ProbeResult:
     rows: list[ProbeRow]
     scores: dict[str, dict[str, float]]  # "speech"/"text" -> {"BLEU", "chrF"}
-
-
-def _probe_rows(manifest: Path, limit: int | None) -> list[ManifestRow]:
-    rows = read_manifest(manifest)[:limit]
-    missing = [row.id for row in rows if not row.source]
-    if missing:
-        raise SimulsaError(f"{manifest}: row {missing[0]!r} has no 'source'; the probe needs the transcript of every row")
-    return rows
 
 
 @torch.no_grad()
@@ -93,7 +85,7 @@ def run_probe(options: ProbeOptions, load: Callable[[str], SpeechLM] | None = No
 
     from simulsa.train.families import load_speech_lm
 
-    rows = _probe_rows(options.manifest, options.limit)
+    rows = rows_with_source(options.manifest, "the probe needs the transcript of every row", options.limit)
     model = (load or load_speech_lm)(options.model).eval()
     results = []
     for row in tqdm(rows, desc="simulsa probe", unit="row"):

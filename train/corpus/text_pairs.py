@@ -17,7 +17,7 @@ from pathlib import Path
 
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import write_text_atomic
-from simulsa.runtime.manifest import read_manifest
+from simulsa.runtime.manifest import rows_with_source
 from simulsa.train.corpus.sentences import WORDNET_DIR, wordnet_examples
 from simulsa.train.corpus.translate import apertium_translate
 
@@ -62,10 +62,7 @@ def clean_phrases(candidates: Iterable[str], excluded: set[str]) -> list[str]:
 def excluded_keys(manifests: Iterable[Path]) -> set[str]:
     keys = set()
     for manifest in manifests:
-        rows = read_manifest(manifest)
-        missing = [row.id for row in rows if not row.source]
-        if missing:
-            raise SimulsaError(f"--exclude {manifest}: row {missing[0]!r} has no 'source'; cannot tell which sentences to hold out")
+        rows = rows_with_source(manifest, "--exclude cannot tell which sentences to hold out without it")
         keys.update(phrase_key(row.source) for row in rows)
     return keys
 
