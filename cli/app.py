@@ -292,7 +292,8 @@ def corpus_text(
 def corpus_speak(
     pairs: Annotated[Path, typer.Option(help="Text pairs to speak (JSONL source/target, from simulsa corpus-text).")],
     out: Annotated[Path, typer.Option(help="Folder for audio/, train.jsonl, corpus.json.")],
-    voice: Annotated[list[str] | None, typer.Option(help="Voice ENGINE:NAME (repeatable); keep the test voice out.")] = None,
+    voice: Annotated[list[str] | None, typer.Option(
+        help="Voice ENGINE:NAME (repeatable): flite:kal16, espeak:en-us+f3, piper:PATH.onnx; keep the test voice out.")] = None,
     copies: Annotated[int, typer.Option(help="Distinct voices per pair.")] = 1,
     max_pairs: Annotated[int | None, typer.Option(help="Speak a seeded sample of this many pairs (default: all).")] = None,
     merge: Annotated[list[Path] | None, typer.Option(help="Training manifest whose rows join train.jsonl (repeatable).")] = None,

@@ -191,3 +191,36 @@ def test_corpus_speak_takes_a_manifest_as_pairs_for_more_voices_on_the_same_sent
     assert summary["voices"] == ["flite:awb", "flite:rms"] and len(spoken) == 2 * len(original)
     assert sorted(r.source for r in spoken) == sorted(r.source for r in original for _ in range(2))
     assert {(r.source, r.target) for r in spoken} == {(r.source, r.target) for r in original}
+
+
+FAKE_PIPER = f"""#!{sys.executable}
+# stand-in for piper: one 22.05 kHz noise wav per line of -i into -d (timestamp names, as piper), 0.05 s a character;
+# logs each run so the test can count voice loads
+import sys, time, pathlib, numpy as np, soundfile as sf
+args = sys.argv[1:]
+lines = pathlib.Path(args[args.index("-i") + 1]).read_text().splitlines()
+out = pathlib.Path(args[args.index("-d") + 1]); out.mkdir(parents=True, exist_ok=True)
+with open(pathlib.Path(sys.argv[0]).with_name("piper.runs"), "a") as log:
+    log.write(str(len(lines)) + "\\n")
+for line in lines:
+    sf.write(str(out / f"{{time.monotonic_ns()}}.wav"), 0.1 * np.ones(int(0.05 * len(line) * 22050)), 22050)
+"""
+
+
+def test_corpus_speak_runs_piper_once_per_batch_and_maps_its_files_back_in_order(fake_world, tmp_path):
+    from simulsa.runtime.manifest import read_manifest
+    from simulsa.train.corpus.speak import SpeakOptions, speak_pairs
+
+    bin_dir = tmp_path / "bin"
+    _install(bin_dir, "piper", FAKE_PIPER)
+    voice = tmp_path / "joe.onnx"
+    voice.write_bytes(b"stand-in voice")
+    sources = [f"sentence {'x' * n}" for n in range(1, 13)]  # every length different: a shuffled mapping shows
+    pairs = _pairs_file(tmp_path / "pairs.jsonl", sources)
+    summary = speak_pairs(tmp_path / "joe", SpeakOptions(pairs=pairs, voices=(f"piper:{voice}",), speed_range=(1.0, 1.0)))
+    rows = read_manifest(tmp_path / "joe" / "train.jsonl")
+    assert summary["voices"] == ["piper:joe"] and len(rows) == len(sources)
+    for row in rows:
+        info = sf.info(str(row.audio))
+        assert info.samplerate == 16000 and info.duration == pytest.approx(0.05 * len(row.source), abs=0.01)
+    assert (bin_dir / "piper.runs").read_text().split() == [str(len(sources))]  # one voice load for all 12 lines

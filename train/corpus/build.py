@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from simulsa.runtime.files import atomic_dir
 from simulsa.train.corpus.programs import require
 from simulsa.train.corpus.sentences import WORDNET_DIR, clean_sentences, wordnet_examples
 from simulsa.train.corpus.translate import apertium_translate
-from simulsa.train.corpus.tts import Prosody, Voice, check_voices, synthesize
+from simulsa.train.corpus.tts import PIPER_BATCH, Prosody, Voice, check_voices, piper_speed, synthesize, synthesize_piper_batch
 
 SPLITS = ("train", "dev", "test")
 
@@ -105,12 +106,30 @@ def speak_plan(plan: list[Utterance], folder: Path, workers: int, description: s
 
     for split in {u.split for u in plan}:
         (folder / "audio" / split).mkdir(parents=True, exist_ok=True)
-    durations = []
+    durations: dict[int, float] = {}
+    jobs = _tts_jobs(plan, folder)
     with ThreadPoolExecutor(workers) as pool, tqdm(total=len(plan), desc=description, unit="utt") as bar:
-        for seconds in pool.map(lambda u: synthesize(u.voice, u.source, u.prosody, folder / audio_path(u)), plan):
-            durations.append(seconds)
-            bar.update()
-    return durations
+        for indices, seconds in pool.map(lambda job: (job[0], job[1]()), jobs):
+            durations.update(zip(indices, seconds))
+            bar.update(len(indices))
+    return [durations[i] for i in range(len(plan))]
+
+
+def _tts_jobs(plan: list[Utterance], folder: Path) -> list[tuple[list[int], Callable[[], list[float]]]]:
+    """(plan indices, a call rendering them): one program run per utterance, except piper, which
+    loads its voice once for a batch of lines of one voice and (rounded) speed."""
+    jobs, piper_groups = [], {}
+    for index, u in enumerate(plan):
+        if u.voice.engine == "piper":
+            piper_groups.setdefault((u.voice, piper_speed(u.prosody)), []).append(index)
+        else:
+            jobs.append(([index], lambda u=u: [synthesize(u.voice, u.source, u.prosody, folder / audio_path(u))]))
+    for (voice, speed), indices in piper_groups.items():
+        for start in range(0, len(indices), PIPER_BATCH):
+            batch = indices[start : start + PIPER_BATCH]
+            texts, outs = [plan[i].source for i in batch], [folder / audio_path(plan[i]) for i in batch]
+            jobs.append((batch, lambda v=voice, s=speed, t=texts, o=outs: synthesize_piper_batch(v, t, s, o)))
+    return jobs
 
 
 def audio_path(utterance: Utterance) -> str:
