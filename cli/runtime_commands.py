@@ -19,6 +19,7 @@ DefaultableBundle = Annotated[
 Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")]
 SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
 LoopRepeats = Annotated[int, typer.Option(help="A phrase repeated this often in a row ends the output (0 = off).")]
+KeepLineBreaks = Annotated[bool, typer.Option(help="Let the model write past a line break (by default one ends the output).")]
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
 
@@ -51,6 +52,7 @@ def translate(
     bundle: DefaultableBundle = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of plain text.")] = False,
     loop_repeats: LoopRepeats = 4,
+    keep_line_breaks: KeepLineBreaks = False,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
 ) -> None:
@@ -58,7 +60,7 @@ def translate(
     from simulsa.runtime.audio import SAMPLE_RATE
     from simulsa.runtime.session import StreamOptions
 
-    options = StreamOptions(loop_repeats=loop_repeats)
+    options = StreamOptions(loop_repeats=loop_repeats, stop_at_line_break=not keep_line_breaks)
     samples = _read_audio(audio)
     translator = _load_translator(bundle, threads, skip_checksum)
     started = time.perf_counter()
@@ -137,6 +139,7 @@ def stream(
     min_silence_ms: Annotated[int, typer.Option(help="Pause that ends a segment, milliseconds.")] = 600,
     context_tokens: Annotated[int, typer.Option(help="Earlier segments' tokens kept as context (0 = none).")] = 0,
     loop_repeats: LoopRepeats = 4,
+    keep_line_breaks: KeepLineBreaks = False,
     jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
     srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
@@ -153,7 +156,8 @@ def stream(
     audio = _example_audio() if example else audio
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
                             max_segment_s=max_segment_s, min_silence_ms=min_silence_ms,
-                            context_tokens=context_tokens, loop_repeats=loop_repeats)  # fmt: skip
+                            context_tokens=context_tokens, loop_repeats=loop_repeats,
+                            stop_at_line_break=not keep_line_breaks)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
     session = _load_translator(bundle, threads, skip_checksum).session(options)
     view, log, finals = LiveView(), EventLog(jsonl), []

@@ -50,6 +50,7 @@ def speech(seconds: float, seed: int = 0) -> np.ndarray:
 def step_ms(translator: Translator, seconds: float, reuse: bool, options: BenchOptions) -> float:
     """Median time of one streaming step when `seconds` of audio have been heard (the step's own cost only)."""
     stream = StreamOptions(chunk_ms=options.chunk_ms, cache_reuse=reuse, max_new_tokens=BENCH_TOKENS, hold=0, loop_repeats=0,
+                           stop_at_line_break=False,
                            max_segment_s=seconds + 1, max_segment_tokens=10_000, min_silence_ms=10_000)  # fmt: skip
     audio, chunk = speech(seconds), int(options.chunk_ms * SAMPLE_RATE / 1000)
 

@@ -15,9 +15,10 @@ from tests.conftest import FAMILY_NAMES
 
 
 def _stream(translator, audio, **options):
-    # a random tiny model repeats itself; these tests are about the cache and the policies, so the
-    # loop guard (tested on its own below) is off unless a test asks for it
-    session = translator.session(StreamOptions(**{"loop_repeats": 0, **options}))
+    # a random tiny model repeats itself and writes line breaks; these tests are about the cache and
+    # the policies, so the loop guard and the line-break stop (tested on their own below) are off
+    # unless a test asks for them
+    session = translator.session(StreamOptions(**{"loop_repeats": 0, "stop_at_line_break": False, **options}))
     session.accept_audio(audio)
     return session.step() + session.finish()
 
@@ -40,7 +41,7 @@ def test_cache_reuse_gives_the_tokens_of_a_full_recompute(tiny_bundles, speech_l
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_one_chunk_as_long_as_the_audio_equals_translate(tiny_bundles, speech_like, name):
     translator = Translator.from_bundle(tiny_bundles[name, "none"])
-    offline = translator.translate(speech_like)
+    offline = translator.translate(speech_like, options=StreamOptions(stop_at_line_break=False))
     events = _stream(translator, speech_like, chunk_ms=1000 * speech_like.size / 16000, loop_repeats=4)
     assert offline and "".join(e.committed for e in events) == offline
 
@@ -83,7 +84,8 @@ def test_segments_at_pauses_and_resampled_int16_input(tiny_bundles):
     pause = np.zeros(16000, dtype=np.float32)  # 1 s of silence: an endpoint
     audio = np.concatenate([toy_utterance(["one", "two"], rng), pause, toy_utterance(["red", "dog"], rng), pause])
     at_8k = (np.interp(np.arange(0, audio.size, 2), np.arange(audio.size), audio) * 32767).astype(np.int16)
-    session = Translator.from_bundle(tiny_bundles["composite", "int8"]).session(StreamOptions(chunk_ms=250))
+    translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
+    session = translator.session(StreamOptions(chunk_ms=250, stop_at_line_break=False))
     events = []
     for start in range(0, at_8k.size, 1000):
         session.accept_audio(np.stack([at_8k[start : start + 1000]] * 2, axis=1), sample_rate=8000)  # stereo
@@ -125,7 +127,7 @@ def test_kv_cache_invariants():
 
 def test_context_from_earlier_segments_is_bounded(tiny_bundles, speech_like):
     translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
-    session = translator.session(StreamOptions(chunk_ms=500, context_tokens=4, max_segment_s=2.0))
+    session = translator.session(StreamOptions(chunk_ms=500, context_tokens=4, max_segment_s=2.0, stop_at_line_break=False))
     session.accept_audio(speech_like)
     events = session.step() + session.finish()
     assert sum(e.final for e in events) >= 4  # 8 s cut every 2 s
@@ -164,3 +166,24 @@ def test_a_looping_model_stops_at_the_guard(tiny_bundles, speech_like):
     once = translator.tokenizer.decode([word]).strip()
     assert guarded == once  # the repeated token is kept once, and decoding stops
     assert unguarded.replace(" ", "") == once * 200  # without the guard: to the segment's 200-token limit
+
+
+def test_a_line_break_ends_the_proposal(tiny_bundles, speech_like):
+    translator = Translator.from_bundle(tiny_bundles["composite", "none"])
+    tokenize = translator.tokenizer.encode
+    script = tokenize("hola", add_special_tokens=False).ids + tokenize("\nTranslate", add_special_tokens=False).ids
+    assert any(i in translator.line_breaks for i in script), "the tiny tokenizer should have a line-break token"
+    real_decode = translator.model.decode
+    position = [0]
+
+    def echoes_its_prompt(embeds, past):  # writes "hola", a line break and the instruction, then repeats its last token
+        logits, present = real_decode(embeds, past)
+        position[0] = 0 if embeds.shape[-2] > 1 else position[0] + 1  # a prefill starts the script over
+        scripted = np.full_like(logits, -1e9)
+        scripted[:, script[min(position[0], len(script) - 1)]] = 0
+        return scripted, present
+
+    translator.model.decode = echoes_its_prompt
+    assert translator.translate(speech_like) == "hola"
+    multiline = translator.translate(speech_like, options=StreamOptions(stop_at_line_break=False, loop_repeats=0))
+    assert multiline.startswith("hola\nTranslate")
