@@ -172,7 +172,7 @@ def test_torch_reference_runs_the_same_session(bundles, trained_dirs, speech_lik
     model, _ = load_merged(str(trained_dirs["composite"]))
     runs = []
     for translator in (Translator.from_bundle(bundle_path), Translator(TorchSpeechModel(model, load_bundle(bundle_path)))):
-        session = translator.session(StreamOptions(chunk_ms=1000, loop_repeats=0))
+        session = translator.session(StreamOptions(chunk_ms=1000, loop_repeats=0, stop_at_line_break=False))
         session.accept_audio(speech_like)
         runs.append([(e.segment, e.committed) for e in session.step() + session.finish()])
     assert runs[0] == runs[1] and any(text for _, text in runs[0])
