@@ -85,12 +85,7 @@ def synthesize_piper_batch(voice: Voice, texts: list[str], speed: float, outs: l
         written = sorted(wavs.glob("*.wav"), key=lambda path: int(path.stem)) if wavs.is_dir() else []
         if len(written) != len(texts):
             raise SimulsaError(f"piper wrote {len(written)} files for {len(texts)} lines; is every text non-empty?")
-        durations = []
-        for raw, out in zip(written, outs):
-            samples = load_audio(raw)  # 22.05 kHz -> 16 kHz mono
-            write_wav(out, samples)
-            durations.append(samples.size / 16000)
-    return durations
+        return [_as_16k(raw, out) for raw, out in zip(written, outs)]
 
 
 def synthesize(voice: Voice, text: str, prosody: Prosody, out: Path) -> float:
@@ -98,6 +93,11 @@ def synthesize(voice: Voice, text: str, prosody: Prosody, out: Path) -> float:
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.wav"
         ENGINES[voice.engine][1](voice, text, prosody, raw)
-        samples = load_audio(raw)  # any engine rate -> 16 kHz mono
+        return _as_16k(raw, out)
+
+
+def _as_16k(raw: Path, out: Path) -> float:
+    """An engine's wav (any rate) -> a 16 kHz mono PCM16 wav at `out`; its duration in s."""
+    samples = load_audio(raw)
     write_wav(out, samples)
     return samples.size / 16000
