@@ -63,7 +63,7 @@ def export_graphs(model: SpeechLM, folder: Path) -> dict[str, dict[str, list[str
 
 
 def write_embeddings(model: SpeechLM, folder: Path) -> None:
-    table = model.input_embeddings().weight.detach().float().cpu().numpy()  # (V, H)
+    table = model.embedding_table().detach().float().cpu().numpy()  # (V, H), scaled as the LM reads it
     np.save(folder / EMBED_FILE, table)
 
 

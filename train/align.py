@@ -121,7 +121,7 @@ def run_alignment(options: AlignOptions) -> AlignResult:
     vocabulary = _vocabulary(model, [r.source for r in train_rows + dev_rows])
     train = _encode_all(model, options.manifest, train_rows, vocabulary, "encode train")
     dev = _encode_all(model, options.dev_manifest, dev_rows, vocabulary, "encode dev") if dev_rows else []
-    head = CtcHead(model.input_embeddings().weight[torch.tensor(sorted(vocabulary, key=vocabulary.get))])
+    head = CtcHead(model.embedding_table()[torch.tensor(sorted(vocabulary, key=vocabulary.get))])
     started = time.perf_counter()
     steps, history = _train(model, head, train, options)
     dev_loss, error_rate, example = _evaluate(model, head, dev, sorted(vocabulary, key=vocabulary.get)) if dev else (None,) * 3

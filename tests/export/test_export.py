@@ -176,3 +176,23 @@ def test_torch_reference_runs_the_same_session(bundles, trained_dirs, speech_lik
         session.accept_audio(speech_like)
         runs.append([(e.segment, e.committed) for e in session.step() + session.finish()])
     assert runs[0] == runs[1] and any(text for _, text in runs[0])
+
+
+def test_gemma3_lm_exports_with_its_scaled_embeddings(tmp_path):
+    """Gemma 3 scales embeddings inside its embedding module: the bundle's table and the projector must match that."""
+    from simulsa.train.families import save_model
+    from simulsa.train.families.composite import tiny_composite
+
+    torch.manual_seed(0)
+    model = tiny_composite(lm="gemma3")
+    embed = model.input_embeddings()
+    assert float(embed.embed_scale) == pytest.approx(8.0)  # sqrt(hidden 64): the quirk under test
+    save_model(model, tmp_path / "m")
+    result = run_export(ExportOptions(checkpoint=str(tmp_path / "m"), out=tmp_path / "b", quantize=QuantizeOptions("none")))
+    fp32 = result.reports[0]
+    assert fp32.passed and all(c.torch_tokens == c.onnx_tokens for c in fp32.cases)  # 8 s of audio: past the 16-token window
+    ids = torch.tensor([5, 9, 200])
+    table = np.load(result.out / "embed_tokens.npy")
+    np.testing.assert_allclose(table[ids.numpy()], embed(ids).detach().numpy(), rtol=1e-6)
+    rms = float(model.projector.out_norm.weight[0])
+    assert rms == pytest.approx(float(embed(torch.arange(embed.num_embeddings)).pow(2).mean().sqrt()), rel=1e-5)

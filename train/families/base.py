@@ -53,6 +53,17 @@ class AssembledBatch:
     target_start: torch.Tensor  # (B,) position of each row's first target token
 
 
+def scaled_embedding_table(embed: nn.Module) -> torch.Tensor:
+    """(V, H): embedding weights times the scale some LMs apply inside the embedding module.
+
+    Gemma 3 multiplies every looked-up row by sqrt(hidden) in its embedding's forward; whoever reads
+    the weight matrix directly (the runtime's table, the projector's target scale, align's CTC head)
+    must apply it too, or text and audio reach the LM sqrt(hidden) times too quiet.
+    """
+    scale = getattr(embed, "embed_scale", None)
+    return embed.weight * scale.to(embed.weight.dtype) if torch.is_tensor(scale) else embed.weight * (scale or 1.0)
+
+
 class SpeechLM(nn.Module, abc.ABC):
     """Audio encoder + LM behind one interface; subclasses are the families."""
 
@@ -110,6 +121,10 @@ class SpeechLM(nn.Module, abc.ABC):
 
     def input_embeddings(self) -> nn.Embedding:
         return self.lm_module.get_input_embeddings()
+
+    def embedding_table(self) -> torch.Tensor:
+        """(V, H): the vector the LM reads for each token id (see `scaled_embedding_table`)."""
+        return scaled_embedding_table(self.input_embeddings())
 
     def language_logits(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, keep_last: int = 0) -> torch.Tensor:
         """(B, T, H) embeddings -> (B, T, V) logits, or (B, keep_last, V) for the last positions only.

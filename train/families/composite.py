@@ -19,7 +19,7 @@ from torch import nn
 from simulsa.runtime.errors import ModelError
 from simulsa.runtime.features import block_mels
 from simulsa.runtime.prompt import AUDIO_PLACEHOLDER, PLAIN_PROMPT, PromptTemplate
-from simulsa.train.families.base import LoadOptions, SpeechLM
+from simulsa.train.families.base import LoadOptions, SpeechLM, scaled_embedding_table
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
 
 ENCODER_DIR = "encoder"  # WhisperEncoder weights + config
@@ -164,7 +164,7 @@ def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str
     audio = AudioSettings(n_mels=encoder.config.num_mel_bins, block_s=block_s, stack=stack)
     config = SimulsaConfig(family="composite", prompt=prompt, audio=audio)
     projector = Projector(encoder.config.d_model, lm.config.hidden_size, stack)
-    projector.match_embedding_scale(lm.get_input_embeddings().weight)
+    projector.match_embedding_scale(scaled_embedding_table(lm.get_input_embeddings()))
     return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
 
 
@@ -179,9 +179,32 @@ def _prompt_for(tokenizer: Any, src_lang: str, tgt_lang: str) -> PromptTemplate:
     return PromptTemplate(prefix, suffix, end, src_lang, tgt_lang)
 
 
-def tiny_composite(block_s: float = DEFAULT_BLOCK_S) -> CompositeSpeechLM:
-    """A random composite of a few hundred thousand parameters (no download)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
+def _tiny_llama(tokenizer: Any) -> nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                        num_key_value_heads=1, vocab_size=len(tokenizer), max_position_embeddings=4096,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                        bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))  # fmt: skip
+
+
+def _tiny_gemma3(tokenizer: Any) -> nn.Module:
+    """Gemma 3's quirks in small: embeddings scaled by sqrt(hidden) inside the module, sliding-window layers."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    return Gemma3ForCausalLM(Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                              num_key_value_heads=1, head_dim=32, vocab_size=len(tokenizer),
+                                              max_position_embeddings=4096, sliding_window=16,
+                                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                              bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))  # fmt: skip
+
+
+TINY_LMS = {"llama": _tiny_llama, "gemma3": _tiny_gemma3}
+
+
+def tiny_composite(block_s: float = DEFAULT_BLOCK_S, lm: str = "llama") -> CompositeSpeechLM:
+    """A random composite of a few hundred thousand parameters (no download); `lm` picks the LM's architecture."""
+    from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from simulsa.train.tokenizer import build_byte_tokenizer
@@ -191,12 +214,9 @@ def tiny_composite(block_s: float = DEFAULT_BLOCK_S) -> CompositeSpeechLM:
                                            decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=128,
                                            num_mel_bins=80, max_source_positions=1500, vocab_size=len(tokenizer),
                                            pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))  # fmt: skip
-    lm = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                                      num_key_value_heads=1, vocab_size=len(tokenizer), max_position_embeddings=4096,
-                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                      bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))  # fmt: skip
+    language_model = TINY_LMS[lm](tokenizer)
     prompt = PromptTemplate(PLAIN_PROMPT.prefix, PLAIN_PROMPT.suffix, tokenizer.eos_token)
     config = SimulsaConfig(family="composite", prompt=prompt, audio=AudioSettings(n_mels=80, block_s=block_s))
     projector = Projector(64, 64, DEFAULT_STACK)
-    projector.match_embedding_scale(lm.get_input_embeddings().weight)
-    return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
+    projector.match_embedding_scale(scaled_embedding_table(language_model.get_input_embeddings()))
+    return CompositeSpeechLM(config, tokenizer, encoder, projector, language_model)
