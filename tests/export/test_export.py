@@ -194,5 +194,5 @@ def test_gemma3_lm_exports_with_its_scaled_embeddings(tmp_path):
     ids = torch.tensor([5, 9, 200])
     table = np.load(result.out / "embed_tokens.npy")
     np.testing.assert_allclose(table[ids.numpy()], embed(ids).detach().numpy(), rtol=1e-6)
-    rms = float(model.projector.out_norm.weight[0])
+    rms = float(model.projector.out_norm.weight[0].detach())
     assert rms == pytest.approx(float(embed(torch.arange(embed.num_embeddings)).pow(2).mean().sqrt()), rel=1e-5)
