@@ -60,8 +60,8 @@ def scaled_embedding_table(embed: nn.Module) -> torch.Tensor:
     the weight matrix directly (the runtime's table, the projector's target scale, align's CTC head)
     must apply it too, or text and audio reach the LM sqrt(hidden) times too quiet.
     """
-    scale = getattr(embed, "embed_scale", None)
-    return embed.weight * scale.to(embed.weight.dtype) if torch.is_tensor(scale) else embed.weight * (scale or 1.0)
+    scale = getattr(embed, "embed_scale", 1.0)  # a 0-d tensor in Gemma 3, absent elsewhere
+    return embed.weight * (scale.to(embed.weight.dtype) if torch.is_tensor(scale) else scale)
 
 
 class SpeechLM(nn.Module, abc.ABC):
