@@ -13,6 +13,7 @@ from simulsa.runtime.bundle import BUNDLE_JSON, SCHEMA_VERSION, sha256_of
 from simulsa.runtime.features import samples_per_token
 from simulsa.runtime.files import write_json_atomic
 from simulsa.train.families.base import SpeechLM
+from simulsa.train.families.notices import copy_notices
 
 
 def audio_meta(model: SpeechLM) -> dict[str, Any]:
@@ -51,6 +52,14 @@ def bundle_meta(model: SpeechLM, io: dict, files: dict[str, str | None], quantiz
         "quantization": quantization,
         "source": source,
     }
+
+
+def write_notices(model: SpeechLM, folder: Path) -> list[str]:
+    """The base weights' licence/notice files, as `<part>.<name>` beside bundle.json (hashed like every file)."""
+    names = []
+    for part, files in sorted(model.notices.items()):
+        names += copy_notices(files, folder, f"{part}." if part else "")
+    return names
 
 
 def write_bundle_json(folder: Path, meta: dict) -> None:

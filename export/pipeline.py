@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulsa.export.bundle_writer import bundle_meta, write_bundle_json
+from simulsa.export.bundle_writer import bundle_meta, write_bundle_json, write_notices
 from simulsa.export.graphs import (
     DECODER_FILE,
     EMBED_FILE,
@@ -88,6 +88,7 @@ def _write_fp32(model: SpeechLM, folder: Path, source: dict) -> dict:
     io = export_graphs(model, folder)
     write_embeddings(model, folder)
     write_tokenizer(model, folder)
+    source = {**source, "notices": write_notices(model, folder)}  # terms that travel with derived weights
     files = {"audio_encoder": ENCODER_FILE, "decoder": DECODER_FILE, "embed_tokens": EMBED_FILE,
              "embed_scales": None, "tokenizer": TOKENIZER_FILE}  # fmt: skip
     meta = bundle_meta(model, io, files, {"mode": "none"}, source)
@@ -100,7 +101,8 @@ def _write_int8(fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) 
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
-    shutil.copy(fp32 / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    for name in [TOKENIZER_FILE, *meta["source"]["notices"]]:
+        shutil.copy(fp32 / name, folder / name)
     quantization = {"mode": "int8", "method": f"onnxruntime MatMulNBits: {WEIGHT_BITS}-bit symmetric weights in blocks of "
                     f"{BLOCK_SIZE}, accuracy_level {ACCURACY_LEVEL} (int8 activations and dot products)",
                     "ops": ["MatMul"], "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.prompt import PromptTemplate
-from simulsa.train.pretrained.pull import cache_root, pull_model
+from simulsa.train.families.notices import copy_notices, notice_files
+from simulsa.train.pretrained.pull import MODELS, cache_root, model_dir, pull_model
 
 DEFAULT_DIR = Path(__file__).parent / "default"
 RECIPE = "recipe.json"
@@ -91,7 +92,8 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
                     lm: str = "smollm2-135m-instruct") -> Path:  # fmt: skip
     """Make a `simulsa train` output of a composite over pulled base models the shipped default.
 
-    Copies only what training changed (adapter/, trained_modules.safetensors) and writes
+    Copies only what training changed (adapter/, trained_modules.safetensors), the base models'
+    licence/notice files (as `lm.NOTICE.md` …), and writes
     recipe.json with the block length, stack and prompt the checkpoint was trained with, plus
     `built_with` (commands, data sizes, times) so anyone can rebuild it.
     """
@@ -108,6 +110,8 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
         shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter", ignore=peft_card)
         _point_adapter_at(tmp / "adapter" / "adapter_config.json", lm)
         shutil.copy(Path(checkpoint) / config.trained_modules, tmp / "trained_modules.safetensors")
+        for part, name in (("encoder", encoder), ("lm", lm)):  # e.g. Gemma's terms travel with weights derived from it
+            copy_notices(notice_files(model_dir(name)), tmp, f"{part}.")
         write_json_atomic(tmp / RECIPE, recipe)
     return DEFAULT_DIR
 
@@ -126,8 +130,11 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--version", required=True)
     parser.add_argument("--built-with", type=Path, required=True, help="JSON file: commands, data sizes, times")
+    parser.add_argument("--encoder", default="whisper-base", choices=sorted(MODELS), help="pulled encoder it was composed from")
+    parser.add_argument("--lm", default="smollm2-135m-instruct", choices=sorted(MODELS), help="pulled LM it was composed from")
     args = parser.parse_args()
-    print(package_default(args.checkpoint, args.version, json.loads(args.built_with.read_text())))
+    built_with = json.loads(args.built_with.read_text())
+    print(package_default(args.checkpoint, args.version, built_with, encoder=args.encoder, lm=args.lm))
 
 
 if __name__ == "__main__":

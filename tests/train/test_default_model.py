@@ -22,6 +22,7 @@ from tests.cli.test_cli import _tiny_parts
 def shipped(tmp_path, monkeypatch):
     """A recipe and trained weights in a fake package-data folder; `models pull` answers with tiny parts."""
     parts = _tiny_parts(tmp_path / "parts")
+    (parts["lm"] / "NOTICE.md").write_text("LM terms: these travel with derived weights\n")  # as `models pull gemma3-270m` leaves
     monkeypatch.setenv("SIMULSA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(default_model, "pull_model", lambda name: parts[name])
     # train a stand-in adapter + projector over the composed base, as the real recipe did
@@ -52,6 +53,9 @@ def test_translate_without_bundle_builds_the_default_once(shipped, monkeypatch):
     assert (bundle / "bundle.json").is_file() and "default-test1-int8" in str(bundle)
     assert json.loads((bundle / "bundle.json").read_text())["audio"]["stack"] == 8  # the recipe's, not the default 4
     assert json.loads((bundle / "verification.json").read_text())[0]["passed"]
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["source"]["notices"] == ["lm.NOTICE.md"] and "lm.NOTICE.md" in meta["sha256"]
+    assert (bundle / "lm.NOTICE.md").read_text().startswith("LM terms")  # compose -> base folder -> int8 bundle
     built = []
     monkeypatch.setattr(default_model, "build_default_bundle", lambda force=False: built.append(1))
     assert runner.invoke(app, ["translate", str(shipped / "a.wav")]).exit_code == 0 and not built  # cached
@@ -83,8 +87,13 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
     checkpoint.mkdir()
     save_trained(model, checkpoint, str(tiny_model_dirs["composite"]))
     monkeypatch.setattr(default_model, "DEFAULT_DIR", tmp_path / "pkg" / "default")
+    pulled = {"whisper-base": tmp_path / "pulled-whisper", "smollm2-135m-instruct": tmp_path / "pulled-lm"}
+    pulled["smollm2-135m-instruct"].mkdir()
+    (pulled["smollm2-135m-instruct"] / "X_TERMS.html").write_text("<p>terms</p>")
+    monkeypatch.setattr(default_model, "model_dir", pulled.__getitem__)
     folder = default_model.package_default(checkpoint, "v9", {"steps": 3})
-    assert sorted(p.name for p in folder.iterdir()) == ["adapter", "recipe.json", "trained_modules.safetensors"]
+    listing = ["adapter", "lm.X_TERMS.html", "recipe.json", "trained_modules.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == listing  # the LM's terms travel in the package data
     assert sorted(p.name for p in (folder / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     adapter_config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "smollm2-135m-instruct"

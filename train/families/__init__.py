@@ -12,6 +12,7 @@ from simulsa.runtime.files import atomic_dir
 from simulsa.train.families.base import LoadOptions, SpeechLM
 from simulsa.train.families.composite import load_composite, tiny_composite
 from simulsa.train.families.config import SimulsaConfig, read_config, write_config
+from simulsa.train.families.notices import notice_files
 from simulsa.train.families.qwen2_audio import default_qwen2_audio_config, load_qwen2_audio, tiny_qwen2_audio
 
 
@@ -81,7 +82,9 @@ def load_speech_lm(source: str | Path, options: LoadOptions | None = None, train
     if config.base_model is not None:
         base = load_speech_lm(config.base_model, options)
         return load_trained(base, Path(where), config, trainable)
-    return family(config.family).load(Path(where), config, options)
+    model = family(config.family).load(Path(where), config, options)
+    model.notices = model.notices or {"": notice_files(where)}  # a single-folder model: its own LICENSE/NOTICE
+    return model
 
 
 def base_model_of(source: str | Path) -> str:

@@ -76,6 +76,8 @@ class SpeechLM(nn.Module, abc.ABC):
         self.simulsa_config = config
         self.tokenizer = tokenizer
         self._prompt_ids: dict[tuple[str | None, str | None], tuple[list[int], list[int]]] = {}
+        # part ("encoder", "lm"; "" for a single-folder model) -> licence/notice files of its base weights
+        self.notices: dict[str, list[Path]] = {}
 
     # ---- family-specific -------------------------------------------------------------
 

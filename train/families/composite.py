@@ -21,6 +21,7 @@ from simulsa.runtime.features import block_mels
 from simulsa.runtime.prompt import AUDIO_PLACEHOLDER, PLAIN_PROMPT, PromptTemplate
 from simulsa.train.families.base import LoadOptions, SpeechLM, scaled_embedding_table
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
+from simulsa.train.families.notices import copy_notices, notice_files
 
 ENCODER_DIR = "encoder"  # WhisperEncoder weights + config
 LM_DIR = "lm"  # causal LM weights + config + tokenizer
@@ -133,6 +134,8 @@ class CompositeSpeechLM(SpeechLM):
         self.lm.save_pretrained(str(folder / LM_DIR))
         self.tokenizer.save_pretrained(str(folder / LM_DIR))
         save_file({k: v.contiguous() for k, v in self.projector.state_dict().items()}, str(folder / PROJECTOR_FILE))
+        for part, files in self.notices.items():
+            copy_notices(files, folder / part)  # the base weights' terms stay beside them
 
 
 def load_composite(folder: Path, config: SimulsaConfig, options: LoadOptions) -> CompositeSpeechLM:
@@ -146,7 +149,9 @@ def load_composite(folder: Path, config: SimulsaConfig, options: LoadOptions) ->
     tokenizer = AutoTokenizer.from_pretrained(str(folder / LM_DIR))
     projector = Projector(encoder.config.d_model, lm.config.hidden_size, config.audio.stack)
     projector.load_state_dict(load_file(str(folder / PROJECTOR_FILE)))
-    return CompositeSpeechLM(config, tokenizer, encoder, projector.to(options.torch_dtype), lm)
+    model = CompositeSpeechLM(config, tokenizer, encoder, projector.to(options.torch_dtype), lm)
+    model.notices = {part: notice_files(folder / part) for part in (ENCODER_DIR, LM_DIR)}
+    return model
 
 
 def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str, tgt_lang: str,
@@ -165,7 +170,9 @@ def compose_composite(encoder_id: str, lm_id: str, block_s: float, src_lang: str
     config = SimulsaConfig(family="composite", prompt=prompt, audio=audio)
     projector = Projector(encoder.config.d_model, lm.config.hidden_size, stack)
     projector.match_embedding_scale(scaled_embedding_table(lm.get_input_embeddings()))
-    return CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
+    model = CompositeSpeechLM(config, tokenizer, encoder, projector, lm)
+    model.notices = {ENCODER_DIR: notice_files(encoder_id), LM_DIR: notice_files(lm_id)}  # hub ids: none
+    return model
 
 
 def _prompt_for(tokenizer: Any, src_lang: str, tgt_lang: str) -> PromptTemplate:
