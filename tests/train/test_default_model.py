@@ -33,7 +33,7 @@ def shipped(tmp_path, monkeypatch):
     shipped_dir.mkdir()
     (shipped_dir / "recipe.json").write_text(json.dumps(recipe))
     monkeypatch.setattr(default_model, "DEFAULT_DIR", shipped_dir)
-    base = default_model._composed_base(recipe, force=False)
+    base = default_model._compose_base(recipe, tmp_path / "base")
     torch.manual_seed(0)
     model = attach_lora(load_speech_lm(base), LoraOptions(r=4, alpha=8, dropout=0.0))
     trained = tmp_path / "trained"
@@ -53,6 +53,7 @@ def test_translate_without_bundle_builds_the_default_once(shipped, monkeypatch):
     assert (bundle / "bundle.json").is_file() and "default-test1-int8" in str(bundle)
     assert json.loads((bundle / "bundle.json").read_text())["audio"]["stack"] == 8  # the recipe's, not the default 4
     assert json.loads((bundle / "verification.json").read_text())[0]["passed"]
+    assert sorted(p.name for p in (shipped / "cache").iterdir()) == ["bundles"]  # no composed copy of the base kept
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["source"]["notices"] == ["lm.NOTICE.md"] and "lm.NOTICE.md" in meta["sha256"]
     assert (bundle / "lm.NOTICE.md").read_text().startswith("LM terms")  # compose -> base folder -> int8 bundle
