@@ -348,6 +348,27 @@ def models_build_default(force: Annotated[bool, typer.Option(help="Build again e
     typer.echo(f"default bundle: {build_default_bundle(force)}")
 
 
+@models_app.command("clean", epilog="Examples:\n\n  simulsa models clean --dry-run\n\n  simulsa models clean --keep-wheels")
+@reports_errors
+def models_clean(
+    keep_wheels: Annotated[bool, typer.Option(help="Keep the downloaded wheels (needed only by `models pull --force`).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
+) -> None:
+    """Free disk: remove old default-model versions' bundles, composed bases and downloaded wheels."""
+    import shutil
+
+    from simulsa.train.default_model import stale_cache_entries
+
+    freed = 0
+    for path in stale_cache_entries(include_wheels=not keep_wheels):
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        freed += size
+        if not dry_run:
+            shutil.rmtree(path)
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {path} ({size / 1e6:.0f} MB)")
+    typer.echo(f"{'would free' if dry_run else 'freed'} {freed / 1e6:.0f} MB")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Show which base models are in the cache."""

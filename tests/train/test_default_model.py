@@ -104,3 +104,18 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
     assert recipe["prompt"] == model.simulsa_config.prompt.to_json() and recipe["built_with"] == {"steps": 3}
     with pytest.raises(SimulsaError, match="is not a `simulsa train` output"):
         default_model.package_default(tiny_model_dirs["composite"], "v9", {})
+
+
+def test_models_clean_removes_only_what_nothing_needs(shipped):
+    cache = shipped / "cache"
+    for entry in ("bundles/default-old-int8", "bundles/default-test1-int8", "models/default-old-base",
+                  "models/default-test1-base", "models/whisper-base", "wheels"):  # fmt: skip
+        (cache / entry).mkdir(parents=True, exist_ok=True)
+        (cache / entry / "weights.bin").write_bytes(b"x" * 2_000_000)
+    runner = CliRunner()
+    dry = runner.invoke(app, ["models", "clean", "--dry-run"])
+    assert dry.exit_code == 0 and "would free 8 MB" in dry.output and (cache / "wheels").is_dir()
+    assert runner.invoke(app, ["models", "clean", "--keep-wheels"]).exit_code == 0
+    assert sorted(str(p.relative_to(cache)) for p in cache.glob("*/*")) == \
+        ["bundles/default-test1-int8", "models/whisper-base", "wheels/weights.bin"]  # fmt: skip
+    assert "freed 2 MB" in runner.invoke(app, ["models", "clean"]).output and not (cache / "wheels").exists()
