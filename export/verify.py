@@ -98,6 +98,19 @@ def _torch_greedy(model: SpeechLM, prompt: torch.Tensor, stop: int) -> list[int]
     return tokens
 
 
+def _onnx_teacher_forced(onnx: OnnxSpeechModel, prompt: np.ndarray, tokens: list[int]) -> np.ndarray:
+    """Prefill the prompt, then feed the given tokens one at a time through the KV cache -> (len(tokens) + 1, V) logits.
+
+    The decoder returns only the last position's logits, so this is also the path the runtime takes.
+    """
+    logits, past = onnx.decode(prompt, onnx.empty_cache())
+    rows = [logits[-1]]
+    for token in tokens:
+        logits, past = onnx.decode(onnx.embed_tokens([token]), past)
+        rows.append(logits[-1])
+    return np.stack(rows)
+
+
 def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.ndarray) -> CaseResult:
     prompt_meta = onnx.bundle.prompt
     stop = prompt_meta["end_id"]
@@ -110,8 +123,8 @@ def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.n
     with torch.no_grad():
         full = torch.cat([torch_prompt, model.input_embeddings()(torch.tensor(torch_tokens, dtype=torch.long))])
         reference = model.language_logits(full[None], torch.ones(1, full.shape[0], dtype=torch.long))[0].float().numpy()
-    onnx_full = np.concatenate([onnx_prompt, onnx.embed_tokens(torch_tokens)])
-    ours, _ = onnx.decode(onnx_full, onnx.empty_cache())
+    ours = _onnx_teacher_forced(onnx, onnx_prompt, torch_tokens)  # (n + 1, V)
+    reference = reference[-ours.shape[0] :]  # the same positions: the prompt's last, then each continuation token
     return CaseResult(name=name, audio_s=samples.size / 16000, max_abs_diff=float(np.abs(ours - reference).max()),
                       logits_scale=float(np.abs(reference).max()),
                       top1_match=float((ours.argmax(-1) == reference.argmax(-1)).mean()),

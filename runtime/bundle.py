@@ -15,7 +15,7 @@ from typing import Any
 
 from simulsa.runtime.errors import SimulsaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the decoder returns the last position's logits only
 BUNDLE_JSON = "bundle.json"
 
 

@@ -55,7 +55,7 @@ class OnnxSpeechModel:
         return [np.zeros(shape, dtype=np.float32) for _ in range(2 * self.num_layers)]
 
     def decode(self, embeds: np.ndarray, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(T, H) new embeddings after `past` -> ((T, V) logits, present K/V covering past + T)."""
+        """(T, H) new embeddings after `past` -> ((1, V) logits of the last position, present K/V covering past + T)."""
         n_past, n_new = past[0].shape[2], embeds.shape[0]
         feeds = {"inputs_embeds": embeds[None].astype(np.float32),
                  "attention_mask": np.ones((1, n_past + n_new), dtype=np.int64),

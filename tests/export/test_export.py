@@ -102,7 +102,7 @@ def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
 
 def test_bundle_round_trip_and_contract(bundles):
     bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
-    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == 1
+    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == 2
     assert bundle.kv_names("past_key", 1) == "past_key_values.1.key"
     assert bundle.kv_names("present_value", 0) == "present.0.value"
     inputs, outputs = bundle.io_names("decoder")
@@ -112,6 +112,10 @@ def test_bundle_round_trip_and_contract(bundles):
 
     tokenizer = Tokenizer.from_file(str(bundle.file("tokenizer")))
     assert tokenizer.decode(bundle.prompt["suffix_ids"], skip_special_tokens=False).startswith("<|audio_eos|>")
+    # schema 2: a 7-position prefill returns the last position's logits only, and the KV cache for all 7
+    model = OnnxSpeechModel(bundle)
+    logits, present = model.decode(model.embed_tokens(bundle.prompt["prefix_ids"][:1] * 7), model.empty_cache())
+    assert logits.shape == (1, bundle.dims["vocab_size"]) and present[0].shape[2] == 7
 
 
 def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
@@ -128,7 +132,7 @@ def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
         load_bundle(copy)
     meta = json.loads((copy / "bundle.json").read_text())
     (copy / "bundle.json").write_text(json.dumps({**meta, "schema_version": 99}))
-    with pytest.raises(BundleError, match="schema version 99, this simulsa reads version 1"):
+    with pytest.raises(BundleError, match="schema version 99, this simulsa reads version 2"):
         load_bundle(copy)
     with pytest.raises(BundleError, match="is not a bundle"):
         load_bundle(tmp_path)

@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from simulsa.cli.app import app
+from simulsa.runtime.bundle import SCHEMA_VERSION
 from simulsa.train import default_model
 from simulsa.train.families import load_speech_lm
 from simulsa.train.lora import LoraOptions, attach_lora, save_trained
@@ -50,7 +51,7 @@ def test_translate_without_bundle_builds_the_default_once(shipped, monkeypatch):
     result = runner.invoke(app, ["translate", str(shipped / "a.wav"), "--json"])
     assert result.exit_code == 0, result.output
     bundle = default_model.default_bundle_path()
-    assert (bundle / "bundle.json").is_file() and "default-test1-int8" in str(bundle)
+    assert (bundle / "bundle.json").is_file() and bundle.name == f"default-test1-schema{SCHEMA_VERSION}-int8"
     assert json.loads((bundle / "bundle.json").read_text())["audio"]["stack"] == 8  # the recipe's, not the default 4
     assert json.loads((bundle / "verification.json").read_text())[0]["passed"]
     assert sorted(p.name for p in (shipped / "cache").iterdir()) == ["bundles"]  # no composed copy of the base kept
@@ -108,14 +109,15 @@ def test_package_default_ships_only_the_trained_parts(tmp_path, monkeypatch, tin
 
 def test_models_clean_removes_only_what_nothing_needs(shipped):
     cache = shipped / "cache"
-    for entry in ("bundles/default-old-int8", "bundles/default-test1-int8", "models/default-old-base",
+    current = f"bundles/default-test1-schema{SCHEMA_VERSION}-int8"
+    for entry in ("bundles/default-old-int8", "bundles/default-test1-schema1-int8", current, "models/default-old-base",
                   "models/default-test1-base", "models/whisper-base", "wheels"):  # fmt: skip
         (cache / entry).mkdir(parents=True, exist_ok=True)
         (cache / entry / "weights.bin").write_bytes(b"x" * 2_000_000)
     runner = CliRunner()
     dry = runner.invoke(app, ["models", "clean", "--dry-run"])
-    assert dry.exit_code == 0 and "would free 8 MB" in dry.output and (cache / "wheels").is_dir()
+    assert dry.exit_code == 0 and "would free 10 MB" in dry.output and (cache / "wheels").is_dir()
     assert runner.invoke(app, ["models", "clean", "--keep-wheels"]).exit_code == 0
     assert sorted(str(p.relative_to(cache)) for p in cache.glob("*/*")) == \
-        ["bundles/default-test1-int8", "models/whisper-base", "wheels/weights.bin"]  # fmt: skip
+        [current, "models/whisper-base", "wheels/weights.bin"]  # fmt: skip
     assert "freed 2 MB" in runner.invoke(app, ["models", "clean"]).output and not (cache / "wheels").exists()
