@@ -36,7 +36,7 @@ class TorchSpeechModel:
 
     @torch.inference_mode()
     def decode(self, embeds: np.ndarray, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(T, H) after `past` -> ((T, V) logits, present K/V as numpy), like the ONNX decoder graph."""
+        """(T, H) after `past` -> ((1, V) last-position logits, present K/V as numpy), like the ONNX decoder graph."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
@@ -46,6 +46,6 @@ class TorchSpeechModel:
         positions = torch.arange(n_past, n_past + n_new)[None]
         out = self.model.lm_module(inputs_embeds=torch.from_numpy(np.ascontiguousarray(embeds))[None],
                                    attention_mask=torch.ones(1, n_past + n_new, dtype=torch.long),
-                                   position_ids=positions, cache=cache, use_cache=True)  # fmt: skip
+                                   position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         present = getattr(out, "cache", None) or out.past_key_values
-        return out.logits[0].numpy(), [t.numpy() for layer in present.layers for t in (layer.keys, layer.values)]
+        return out.logits[0, -1:].numpy(), [t.numpy() for layer in present.layers for t in (layer.keys, layer.values)]
