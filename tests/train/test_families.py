@@ -126,3 +126,14 @@ def test_composite_projector_starts_at_the_token_embedding_scale():
     audio = _audio_embeddings(model, noise(2.0))
     rms = model.input_embeddings().weight.pow(2).mean().sqrt()
     assert torch.allclose(audio.pow(2).mean().sqrt(), rms, rtol=0.1)
+
+
+def test_licence_files_of_a_single_folder_model_travel_with_it(tiny_model_dirs, tmp_path):
+    """A plain model folder (qwen2-audio) keeps its LICENSE/NOTICE as the export's notices; other files are not notices."""
+    import shutil
+
+    folder = tmp_path / "qwen"
+    shutil.copytree(tiny_model_dirs["qwen2-audio"], folder)
+    (folder / "LICENSE").write_text("Apache-2.0\n")
+    (folder / "README.md").write_text("not a notice\n")
+    assert load_speech_lm(folder).notices == {"": [folder / "LICENSE"]}
