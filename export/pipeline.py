@@ -2,16 +2,18 @@
 
 1. load the checkpoint and merge its LoRA adapter into the base weights;
 2. export the fp32 graphs, embedding table and tokenizer; describe them in bundle.json;
-3. verify the fp32 bundle against torch (fail on a mismatch);
-4. for int8: quantize the graphs and the embedding table, and measure the int8 bundle;
+3. for int8: quantize the graphs and the embedding table;
+4. verify the fp32 bundle against torch (fail on a mismatch), then measure the int8 bundle;
 5. rename the finished folder into place (an interrupted export leaves nothing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -120,46 +122,59 @@ def _verified(model: SpeechLM, folder: Path, precision: str) -> VerificationRepo
     return report
 
 
-def run_export(options: ExportOptions) -> ExportResult:
-    from tqdm.auto import tqdm
-
+def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = None) -> ExportResult:
+    """The numbered steps of the module docstring; `on_step(name)` is told as each step starts (default: a tqdm bar)."""
     check_output_free(options.out, options.force)
     resolve_config(options.checkpoint)  # a bad checkpoint fails now, before any progress display
     int8 = options.quantize.mode == "int8"
-    steps = ["load + merge", "export fp32", *(["verify fp32"] if options.verify else []),
-             *(["quantize int8"] if int8 else []), *(["verify int8"] if int8 and options.verify else [])]  # fmt: skip
-    bar = tqdm(steps, desc="simulsa export", unit="step")
-    reports: list[VerificationReport] = []
-
-    def step() -> None:
-        bar.set_postfix_str(next(iter_steps))
-
-    iter_steps = iter(steps)
-    step()
-    model, source = load_merged(options.checkpoint)
-    bar.update()
-    with atomic_dir(options.out, options.force) as tmp:
-        fp32 = tmp / "fp32" if int8 else tmp
-        step()
-        meta = _write_fp32(model, fp32, source, options.full_tokenizer)
-        bar.update()
-        if options.verify:
-            step()
-            reports.append(_verified(model, fp32, "fp32"))
-            bar.update()
-        fp32_bytes = weights_bytes(fp32)
-        if int8:
-            step()
-            _write_int8(fp32, tmp, meta, options.quantize)
-            shutil.rmtree(fp32)
-            bar.update()
+    steps = ["load + merge", "export fp32", *(["quantize int8"] if int8 else []), *(["verify fp32"] if options.verify else []),
+             *(["verify int8"] if int8 and options.verify else [])]  # fmt: skip
+    with _step_reporter(steps, on_step) as step:
+        step("load + merge")
+        model, source = load_merged(options.checkpoint)
+        reports: list[VerificationReport] = []
+        with atomic_dir(options.out, options.force) as tmp:
+            fp32 = tmp / "fp32" if int8 else tmp
+            step("export fp32")
+            meta = _write_fp32(model, fp32, source, options.full_tokenizer)
+            fp32_bytes = weights_bytes(fp32)
+            if int8:  # quantized before the fp32 check so that the two checks run together at the end
+                step("quantize int8")
+                _write_int8(fp32, tmp, meta, options.quantize)
             if options.verify:
-                step()
-                reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), "int8"))
-                bar.update()
-        _finish(tmp, reports)
-    bar.close()
+                step("verify fp32")
+                reports.append(_verified(model, fp32, "fp32"))
+            if int8:
+                shutil.rmtree(fp32)
+                if options.verify:
+                    step("verify int8")
+                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), "int8"))
+            _finish(tmp, reports)
     return ExportResult(options.out, reports, fp32_bytes, weights_bytes(options.out))
+
+
+@contextlib.contextmanager
+def _step_reporter(steps: list[str], on_step: Callable[[str], None] | None) -> Iterator[Callable[[str], None]]:
+    """`on_step` as given, or one tqdm bar over the steps (closed however the export ends)."""
+    if on_step is not None:
+        yield on_step
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(steps), desc="simulsa export", unit="step")
+    started = False
+
+    def tqdm_step(name: str) -> None:
+        nonlocal started
+        bar.update(int(started))  # the previous step is done
+        started = True
+        bar.set_postfix_str(name)
+
+    try:
+        yield tqdm_step
+        bar.update(1)
+    finally:
+        bar.close()
 
 
 def _finish(folder: Path, reports: list[VerificationReport]) -> None:

@@ -68,7 +68,7 @@ class VerificationReport:
 
 def verification_audio(seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """Random noise, and a speech-length input of tones with pauses (a real utterance's shape)."""
-    from simulsa.train.toy import TOY_LEXICON, toy_utterance
+    from simulsa.runtime.toy import TOY_LEXICON, toy_utterance
 
     rng = np.random.default_rng(seed)
     noise = (0.1 * rng.standard_normal(40_000)).astype(np.float32)  # 2.5 s

@@ -54,6 +54,8 @@ def check_finite(samples: np.ndarray, where: str) -> None:
 def load_audio(path: str | Path) -> np.ndarray:
     """Read any soundfile-supported file -> (T,) float32 mono at 16 kHz."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"audio {str(path)!r} is a folder; give one audio file (many files: a manifest for simulsa eval)")
     if not path.is_file():
         raise AudioError(f"audio file {str(path)!r} does not exist")
     try:

@@ -117,7 +117,7 @@ def bench_speech(path: Path | None) -> np.ndarray:
     try:
         return load_audio(example_path())
     except SimulsaError:  # an install without the example: 20 s of toy words with pauses
-        from simulsa.train.toy import toy_utterance  # torch-free: numpy + soundfile
+        from simulsa.runtime.toy import toy_utterance  # torch-free: numpy + soundfile
 
         rng = np.random.default_rng(1)
         return toy_utterance([str(w) for w in rng.choice(["one", "two", "red", "dog", "house", "water"], size=40)], rng)

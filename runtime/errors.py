@@ -24,3 +24,7 @@ class ModelError(SimulsaError):
 
 class OutputExistsError(SimulsaError):
     """An output path that already exists and --force was not given."""
+
+
+class OutputPathError(SimulsaError):
+    """An output path that is a folder where a file is wanted, or a place that cannot be written."""

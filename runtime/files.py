@@ -10,13 +10,45 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from simulsa.runtime.errors import OutputExistsError
+from simulsa.runtime.errors import OutputExistsError, OutputPathError
 
 
-def check_output_free(path: Path, force: bool) -> None:
-    """Refuse an existing output unless `force` (the old one is replaced only on success)."""
+def check_output_free(path: Path, force: bool, flag: str = "output") -> None:
+    """A folder (or file) we will create: refuse an existing one unless `force` (it is replaced only on
+    success), and a place that cannot be written. Missing parent folders are created, as `mkdir -p` would."""
+    path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"output {str(path)!r} already exists; pass --force to replace it")
+        raise OutputExistsError(f"{flag} {str(path)!r} already exists; pass --force to replace it")
+    nearest = next(folder for folder in path.absolute().parents if folder.exists())  # "/" always does
+    _check_writable_folder(nearest, path, flag)
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """A file we will write (subtitles, events): not a folder, in an existing folder we can write. Call it before any work."""
+    path = Path(path)
+    if path.is_dir():
+        example = path / ("out" + flag_suffix(flag))
+        raise OutputPathError(f"{flag} {str(path)!r} is a folder; give a file path, e.g. {str(example)!r}")
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise OutputPathError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist; create it first")
+    _check_writable_folder(parent, path, flag)
+
+
+def flag_suffix(flag: str) -> str:
+    """`--srt` -> `.srt`: the file suffix a flag's files usually have."""
+    return "." + flag.lstrip("-") if flag.startswith("--") else ""
+
+
+def _check_writable_folder(folder: Path, path: Path, flag: str) -> None:
+    if not folder.is_dir():
+        raise OutputPathError(f"{flag} {str(path)!r}: {str(folder)!r} is not a folder")
+    try:  # os.access says yes to root on read-only mounts; creating a file is the real test
+        handle, probe = tempfile.mkstemp(prefix=".simulsa-write-check-", dir=folder)
+    except OSError as err:
+        raise OutputPathError(f"{flag} {str(path)!r}: cannot write in {str(folder)!r} ({err.strerror})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -49,11 +81,14 @@ def _replace(new: Path, path: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename: readers never see half a file."""
+    """Write text through a temporary file and a rename: readers never see half a file, and a failure leaves nothing."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, obj: object) -> None:

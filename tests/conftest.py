@@ -15,7 +15,7 @@ FAMILY_NAMES = ("composite", "qwen2-audio")
 
 @pytest.fixture(scope="session")
 def toy_manifest(tmp_path_factory) -> Path:
-    from simulsa.train.toy import make_toy_manifest
+    from simulsa.runtime.toy import make_toy_manifest
 
     return make_toy_manifest(tmp_path_factory.mktemp("toy"), n=12, seed=0)
 
@@ -56,7 +56,7 @@ def speech_like():
     """8 s of toy speech: tones with pauses between words, 16 kHz float32."""
     import numpy as np
 
-    from simulsa.train.toy import toy_utterance
+    from simulsa.runtime.toy import toy_utterance
 
     words = ["one", "two", "red", "dog", "house", "water", "green", "three"] * 2
     return toy_utterance(words, np.random.default_rng(0))

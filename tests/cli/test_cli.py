@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -135,7 +136,7 @@ def test_export_command(tiny_model_dirs, tmp_path):
 def test_stream_writes_events_and_subtitles(tiny_bundles, name, tmp_path):
     import soundfile as sf
 
-    from simulsa.train.toy import toy_utterance
+    from simulsa.runtime.toy import toy_utterance
 
     rng = __import__("numpy").random.default_rng(0)
     sf.write(tmp_path / "in.wav", toy_utterance(["one", "two", "red", "dog", "house"], rng), 16000)
@@ -237,3 +238,53 @@ def test_align_command(tiny_model_dirs, toy_manifest, tmp_path):
     assert (tmp_path / "a" / "projector.safetensors").is_file() and (tmp_path / "a" / "align_summary.json").is_file()
     result = invoke("align", "--model", tiny_model_dirs["composite"], "--manifest", toy_manifest, "--out", tmp_path / "a")
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_output_paths_are_checked_before_any_work(tiny_bundles, toy_manifest, tmp_path):
+    """A folder, a missing parent or a file in the way: one line naming the path, nothing read, nothing left behind."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("x")
+    missing_audio = tmp_path / "never-read.wav"  # if audio were read first, the error would be about this file
+    bundle = tiny_bundles["composite", "int8"]
+    cases = [
+        (("stream", missing_audio, "--bundle", bundle, "--srt", tmp_path / "folder"), "--srt", "is a folder"),
+        (("stream", missing_audio, "--bundle", bundle, "--vtt", tmp_path / "folder"), "--vtt", "is a folder"),
+        (("stream", missing_audio, "--bundle", bundle, "--jsonl", tmp_path / "no" / "such" / "ev.jsonl"), "--jsonl",
+         "does not exist; create it first"),
+        (("stream", missing_audio, "--bundle", bundle, "--srt", tmp_path / "plain.txt" / "x.srt"), "--srt", "is not a folder"),
+        (("eval", "--manifest", toy_manifest, "--bundle", bundle, "--out", tmp_path / "plain.txt" / "ev"), "--out",
+         "is not a folder"),
+        (("bench", "--bundle", bundle, "--out", tmp_path / "plain.txt" / "b"), "--out", "is not a folder"),
+        (("corpus-text", "--out", tmp_path / "folder", "--force"), "--out", "is a folder"),
+        (("translate", tmp_path / "folder", "--bundle", bundle), "audio", "is a folder; give one audio file"),
+    ]  # fmt: skip
+    if Path("/sys").is_dir():  # a place even root cannot create files in
+        cases.append((("stream", missing_audio, "--bundle", bundle, "--srt", "/sys/out.srt"), "--srt", "cannot write in '/sys'"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, flag, message in cases:
+        result = invoke(*args)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 1 and len(errors) == 1, (args, result.output)
+        assert errors[0].startswith(f"error: {flag} ") and message in errors[0], (args, errors)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file left anywhere
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_write_text_atomic_leaves_nothing_behind_on_failure(tmp_path):
+    from simulsa.runtime.files import write_text_atomic
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(tmp_path / "taken", "text")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    write_text_atomic(tmp_path / "ok.txt", "text")
+    assert (tmp_path / "ok.txt").read_text() == "text" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_help_groups_the_commands_by_what_a_user_does():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    order = ["Translate", "translate", "stream", "Measure", "eval", "bench", "Build models", "compose", "align", "augment",
+             "train", "export", "probe", "Data", "corpus ", "corpus-text", "corpus-speak", "Models", "models"]  # fmt: skip
+    positions = [result.output.index(f"─ {name} ─" if name[0].isupper() else f"│ {name}") for name in order]
+    assert positions == sorted(positions), result.output

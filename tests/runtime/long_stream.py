@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from simulsa.runtime.session import StreamOptions, Translator
-from simulsa.train.toy import TOY_LEXICON, toy_utterance
+from simulsa.runtime.toy import TOY_LEXICON, toy_utterance
 
 
 def resident_mb() -> float:

@@ -78,7 +78,7 @@ def test_policies_as_pure_functions():
 
 
 def test_segments_at_pauses_and_resampled_int16_input(tiny_bundles):
-    from simulsa.train.toy import toy_utterance
+    from simulsa.runtime.toy import toy_utterance
 
     rng = np.random.default_rng(3)
     pause = np.zeros(16000, dtype=np.float32)  # 1 s of silence: an endpoint

@@ -16,7 +16,7 @@ import soundfile as sf
 def test_simuleval_runs_a_bundle(tiny_bundles, tmp_path):
     pytest.importorskip("simuleval.cli", reason="pip install --no-deps simuleval==1.1.4 (and tornado) for this check")
     from simulsa.runtime.metrics import length_adaptive_average_lagging
-    from simulsa.train.toy import toy_utterance
+    from simulsa.runtime.toy import toy_utterance
 
     rng = np.random.default_rng(0)
     sources, targets = [], ["uno dos", "rojo perro casa"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from simulsa.train import default_model
+from simulsa.runtime import default_model
 from simulsa.train.pretrained import pull
 from simulsa.train.pretrained.ctranslate2 import convert_whisper, read_model_bin
 from tests.train.ct2_writer import whisper_to_ct2, write_model_bin

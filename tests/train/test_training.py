@@ -36,7 +36,7 @@ def test_loss_covers_target_tokens_only():
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_a_few_steps_lower_the_loss_on_a_tiny_overfit_set(name, tiny_model_dirs, toy_manifest, tmp_path):
-    from simulsa.train.toy import make_toy_manifest
+    from simulsa.runtime.toy import make_toy_manifest
 
     manifest = make_toy_manifest(tmp_path / "four", n=4, seed=1)
     out = tmp_path / "ckpt"
@@ -110,8 +110,8 @@ def test_length_grouped_batches_hold_rows_of_similar_length(tmp_path):
     from transformers import TrainingArguments
 
     from simulsa.runtime.manifest import read_manifest
+    from simulsa.runtime.toy import make_toy_manifest
     from simulsa.train.data import SpeechDataset
-    from simulsa.train.toy import make_toy_manifest
 
     manifest = make_toy_manifest(tmp_path / "toy", n=160, seed=3)  # transformers groups within 4+ mega-batches
     rows = read_manifest(manifest)
@@ -160,7 +160,7 @@ def test_a_text_row_puts_its_source_tokens_in_the_audio_slot():
 
 
 def test_training_mixes_text_rows_at_the_asked_fraction(tiny_model_dirs, tmp_path, capsys):
-    from simulsa.train.toy import make_toy_manifest
+    from simulsa.runtime.toy import make_toy_manifest
 
     manifest = make_toy_manifest(tmp_path / "four", n=4, seed=1)
     pairs = _text_pairs(tmp_path / "pairs.jsonl")

