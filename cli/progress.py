@@ -39,7 +39,7 @@ class StageDisplay:
     def _line(self, mark: str, name: str, seconds: float | None, note: str = "") -> str:
         number = f"[{self.order.index(name) + 1}/{len(self.order)}]"
         clock = "" if seconds is None else f"{seconds:8.1f} s"
-        return f"{mark} {number} {self.labels[name]:<{self.width}}  {note or ', '.join(self._details):<30}{clock}"
+        return f"{mark} {number} {self.labels[name]:<{self.width}}  {note or ', '.join(self._details):<44}{clock}"
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -17,24 +17,27 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out.
 
 
 def bundle_or_default(bundle: Path | None, verbose: bool) -> Path:
-    """The given bundle, else the default one from the cache, built there once when missing and buildable.
+    """The given bundle, else the default one from the cache (built there once when missing and buildable)."""
+    return bundle if bundle is not None else ensure_default_bundle(force=False, verbose=verbose)
+
+
+def ensure_default_bundle(force: bool, verbose: bool) -> Path:
+    """The default bundle's path in the cache, built first when it is missing (or `force`).
 
     Finding it is torch-free (`simulsa.runtime.default_model`); only building it needs the extras,
     so a runtime-only install uses a default bundle that a full install built into the same cache.
     """
-    if bundle is not None:
-        return bundle
     from simulsa.runtime.default_model import default_bundle_path, missing_build_modules, not_built_error
 
     path = default_bundle_path()  # raises a clear error when no default model ships with this install
-    if path.is_dir():
+    if path.is_dir() and not force:
         return path
     missing = missing_build_modules()
     if missing:
         raise not_built_error(missing)
     from simulsa.cli.default_build import build_with_display
 
-    return build_with_display(force=False, verbose=verbose)
+    return build_with_display(force=force, verbose=verbose)
 
 
 def load_translator(bundle: Path | None, threads: int | None, skip_checksum: bool, verbose: bool = False):
