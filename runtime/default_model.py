@@ -73,8 +73,8 @@ def missing_build_modules() -> list[str]:
 def not_built_error(missing: list[str]) -> DefaultNotBuiltError:
     return DefaultNotBuiltError(
         f"the default model is not built yet ({default_bundle_path()}) and building it once needs {', '.join(missing)}: "
-        "in the simulsa checkout run pip install '.[export]' (torch first, as in the README's first command), then `simulsa models build-default`; "
-        "or pass --bundle BUNDLE"
+        "in the simulsa checkout run pip install '.[export]' (torch first, as in the README's first command), "
+        "then `simulsa models build-default`; or pass --bundle BUNDLE"
     )
 
 
