@@ -23,6 +23,12 @@ def audio_meta(model: SpeechLM) -> dict[str, Any]:
             "window_s": None if settings.block_s else WHISPER_WINDOW_S}  # fmt: skip
     if settings.block_s:
         meta["samples_per_token"] = samples_per_token(settings.stack)
+    if model.family == "whisper-tokens":
+        config = model.whisper.config
+        meta.update({"ear_window_s": settings.window_s, "decoder_prompt": list(settings.decoder_prompt),
+                     "decoder_end": settings.decoder_end,
+                     "ear": {"layers": config.decoder_layers, "heads": config.decoder_attention_heads,
+                             "head_dim": config.d_model // config.decoder_attention_heads, "d_model": config.d_model}})  # fmt: skip
     return meta
 
 

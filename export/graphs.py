@@ -20,6 +20,9 @@ DECODER_FILE = "decoder.onnx"
 EMBED_FILE = "embed_tokens.npy"
 TOKENIZER_FILE = "tokenizer.json"
 
+EAR_DECODER_FILE = "ear_decoder.onnx"
+PROJECTOR_FILE = "projector.onnx"
+
 ENCODER_WRAPPERS = {"composite": BlockEncoderWrapper, "qwen2-audio": WindowEncoderWrapper}
 
 
@@ -49,17 +52,40 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, names: tuple, outp
                           dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)  # fmt: skip
 
 
-def export_graphs(model: SpeechLM, folder: Path) -> dict[str, dict[str, list[str]]]:
-    """Write the encoder and decoder graphs; return their input/output names for bundle.json."""
+def _export_wrapper(wrapper: torch.nn.Module, args: tuple, path: Path) -> dict[str, list[str]]:
+    _export(wrapper.eval(), args, path, wrapper.input_names, wrapper.output_names, wrapper.dynamic_axes)
+    return {"inputs": list(wrapper.input_names), "outputs": list(wrapper.output_names)}
+
+
+def _audio_encoder_graph(model: SpeechLM, folder: Path) -> tuple[dict, dict[str, str]]:
+    """composite, qwen2-audio: one graph from audio features to LM embeddings."""
+    encoder = ENCODER_WRAPPERS[model.family](model)
+    io = _export_wrapper(encoder, encoder.example_inputs(model.simulsa_config.audio.n_mels), folder / ENCODER_FILE)
+    return {"audio_encoder": io}, {"audio_encoder": ENCODER_FILE}
+
+
+def _ear_graphs(model: SpeechLM, folder: Path) -> tuple[dict, dict[str, str]]:
+    """whisper-tokens: Whisper's encoder (to cross-attention K/V), its decoder step, and the projector."""
+    from simulsa.export.ear_wrappers import EarDecoderWrapper, EarEncoderWrapper, EarProjectorWrapper
+
+    encoder, decoder, projector = EarEncoderWrapper(model), EarDecoderWrapper(model), EarProjectorWrapper(model)
+    io = {"audio_encoder": _export_wrapper(encoder, encoder.example_inputs(), folder / ENCODER_FILE),
+          "ear_decoder": _export_wrapper(decoder, decoder.example_inputs(), folder / EAR_DECODER_FILE),
+          "projector": _export_wrapper(projector, projector.example_inputs(), folder / PROJECTOR_FILE)}  # fmt: skip
+    return io, {"audio_encoder": ENCODER_FILE, "ear_decoder": EAR_DECODER_FILE, "projector": PROJECTOR_FILE}
+
+
+AUDIO_GRAPHS = {"composite": _audio_encoder_graph, "qwen2-audio": _audio_encoder_graph, "whisper-tokens": _ear_graphs}
+
+
+def export_graphs(model: SpeechLM, folder: Path) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+    """Write the audio graphs and the decoder graph; return their input/output names and files for bundle.json."""
     dims = LmDims.of(model)
-    encoder = ENCODER_WRAPPERS[model.family](model).eval()
-    _export(encoder, encoder.example_inputs(model.simulsa_config.audio.n_mels), folder / ENCODER_FILE,
-            encoder.input_names, encoder.output_names, encoder.dynamic_axes)  # fmt: skip
-    decoder = DecoderWrapper(model, dims.num_layers).eval()
-    _export(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim), folder / DECODER_FILE,
-            decoder.input_names, decoder.output_names, decoder.dynamic_axes)  # fmt: skip
-    return {"audio_encoder": {"inputs": list(encoder.input_names), "outputs": list(encoder.output_names)},
-            "decoder": {"inputs": list(decoder.input_names), "outputs": list(decoder.output_names)}}  # fmt: skip
+    io, files = AUDIO_GRAPHS[model.family](model, folder)
+    decoder = DecoderWrapper(model, dims.num_layers)
+    io["decoder"] = _export_wrapper(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim),
+                                    folder / DECODER_FILE)  # fmt: skip
+    return io, {**files, "decoder": DECODER_FILE}
 
 
 def write_embeddings(model: SpeechLM, folder: Path) -> None:

@@ -48,6 +48,10 @@ from simulsa.train.families.base import SpeechLM
 from simulsa.train.lora import has_adapter
 
 VERIFICATION_FILE = "verification.json"
+# graphs quantized in int8 mode (default: the audio encoder and the decoder). whisper-tokens keeps its ear in fp32:
+# the encoder runs every step and int8 made Whisper-base's encoder slower (0.84x, docs/performance.md), and the
+# transcript decides everything downstream.
+QUANTIZED_GRAPHS = {"whisper-tokens": (DECODER_FILE,)}
 
 
 class ExportError(SimulsaError):
@@ -88,12 +92,11 @@ def load_merged(checkpoint: str) -> tuple[SpeechLM, dict]:
 
 def _write_fp32(model: SpeechLM, folder: Path, source: dict, full_tokenizer: bool) -> dict:
     folder.mkdir(exist_ok=True)
-    io = export_graphs(model, folder)
+    io, graph_files = export_graphs(model, folder)
     write_embeddings(model, folder)
     merges_dropped = write_tokenizer(model, folder, decode_only=not full_tokenizer)
     source = {**source, "notices": write_notices(model, folder)}  # terms that travel with derived weights
-    files = {"audio_encoder": ENCODER_FILE, "decoder": DECODER_FILE, "embed_tokens": EMBED_FILE,
-             "embed_scales": None, "tokenizer": TOKENIZER_FILE}  # fmt: skip
+    files = {**graph_files, "embed_tokens": EMBED_FILE, "embed_scales": None, "tokenizer": TOKENIZER_FILE}
     meta = bundle_meta(model, io, files, {"mode": "none"}, source)
     meta["tokenizer"] = {"decode_only": merges_dropped}  # BPE merges dropped: it decodes every id, it cannot encode
     write_bundle_json(folder, meta)
@@ -101,15 +104,17 @@ def _write_fp32(model: SpeechLM, folder: Path, source: dict, full_tokenizer: boo
 
 
 def _write_int8(fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) -> None:
-    kept = {name: quantize_graph(fp32 / name, folder / name, options) for name in (ENCODER_FILE, DECODER_FILE)}
+    quantized = QUANTIZED_GRAPHS.get(meta["family"], (ENCODER_FILE, DECODER_FILE))
+    kept = {name: quantize_graph(fp32 / name, folder / name, options) for name in quantized}
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
-    for name in [TOKENIZER_FILE, *meta["source"]["notices"]]:
+    graphs = [name for role, name in meta["files"].items() if name and name.endswith(".onnx") and name not in quantized]
+    for name in [TOKENIZER_FILE, *graphs, *meta["source"]["notices"]]:
         shutil.copy(fp32 / name, folder / name)
     quantization = {"mode": "int8", "method": f"onnxruntime MatMulNBits: {WEIGHT_BITS}-bit symmetric weights in blocks of "
                     f"{BLOCK_SIZE}, accuracy_level {ACCURACY_LEVEL} (int8 activations and dot products)",
-                    "ops": ["MatMul"], "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
+                    "ops": ["MatMul"], "graphs": list(quantized), "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
                     "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
     write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},
                                "quantization": quantization})  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 from simulsa.runtime.errors import SimulsaError
 
-SCHEMA_VERSION = 2  # 2: the decoder returns the last position's logits only
+SCHEMA_VERSION = 3  # 2: the decoder returns the last position's logits only; 3: whisper-tokens (ear graphs, ear fields)
 BUNDLE_JSON = "bundle.json"
 
 

@@ -11,13 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from simulsa.runtime.bundle import Bundle, load_bundle, open_session
+from simulsa.runtime.ear import WhisperEar
 from simulsa.runtime.features import block_mels, window_mel, window_token_count
+
+
+EARS = {"whisper-tokens": WhisperEar}  # families whose audio runs through more than one graph
 
 
 class OnnxSpeechModel:
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
         self.bundle = bundle
-        self.encoder = open_session(bundle.file("audio_encoder"), threads)
+        self.ear = EARS[bundle.family](bundle, threads) if bundle.family in EARS else None  # the family's own hearing
+        self.encoder = None if self.ear else open_session(bundle.file("audio_encoder"), threads)
         self.decoder = open_session(bundle.file("decoder"), threads)
         self.embed_table = np.load(bundle.file("embed_tokens"))  # (V, H) float32, or int8 with per-row scales
         scales = bundle.meta["files"].get("embed_scales")
@@ -43,6 +48,10 @@ class OnnxSpeechModel:
         audio = self.bundle.audio
         mels = block_mels(samples, audio["block_s"], audio["stack"], audio["n_mels"])
         return np.concatenate([self.encoder.run(None, {"mel": mel[None]})[0][0] for mel in mels])
+
+    def _encode_tokens(self, samples: np.ndarray) -> np.ndarray:
+        heard = self.ear.hear(samples, [])
+        return self.ear.project(heard, 0, len(heard.tokens))
 
     def _encode_window(self, samples: np.ndarray) -> np.ndarray:
         mel, frames = window_mel(samples, self.bundle.audio["n_mels"])
@@ -80,4 +89,5 @@ class OnnxSpeechModel:
 AUDIO_ENCODERS: dict[str, Callable[[OnnxSpeechModel, np.ndarray], np.ndarray]] = {
     "composite": OnnxSpeechModel._encode_blocks,
     "qwen2-audio": OnnxSpeechModel._encode_window,
+    "whisper-tokens": OnnxSpeechModel._encode_tokens,
 }

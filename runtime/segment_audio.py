@@ -64,7 +64,70 @@ class BlockAudio(SegmentAudio):
         return self.model.encode_audio(tail) if tail.size else self._empty()
 
 
+class TokenAudio(SegmentAudio):
+    """whisper-tokens: one embedding per transcript token; a token two successive hearings agree on is frozen.
+
+    Each step hears the segment once (forcing the frozen tokens as Whisper's prefix); the new tail's first tokens
+    that equal the previous hearing's tail are frozen, projected once and never changed, so the LM's cache over
+    them stays exact. Freezing happens in the hearing, not in `take_new_stable`, so that the no-cache-reuse path
+    sees exactly the same embeddings (frozen + unstable) as the reuse path.
+    """
+
+    def __init__(self, model: OnnxSpeechModel) -> None:
+        super().__init__(model)
+        self.frozen: list[int] = []
+        self.frozen_embeds = self._empty()  # (n_frozen, H)
+        self.handed_out = 0  # frozen embeddings already returned by take_new_stable
+        self.previous_tail: list[int] = []
+        self._heard_at = -1
+        self._heard = None
+
+    def _hear(self):
+        if self._heard_at != self.samples.size:
+            ear = self.model.ear
+            heard = ear.hear(self.samples, self.frozen)
+            tail = heard.tokens[len(self.frozen) :]
+            agreed = _common_prefix(tail, self.previous_tail)
+            start = len(self.frozen)
+            self.frozen_embeds = np.concatenate([self.frozen_embeds, ear.project(heard, start, start + agreed)])
+            self.frozen += tail[:agreed]
+            self.previous_tail = tail[agreed:]
+            self._heard, self._heard_at = heard, self.samples.size
+        return self._heard
+
+    def take_new_stable(self) -> np.ndarray:
+        if not self.samples.size:
+            return self._empty()
+        self._hear()
+        new = self.frozen_embeds[self.handed_out :]
+        self.handed_out = self.frozen_embeds.shape[0]
+        return new
+
+    def unstable(self) -> np.ndarray:
+        if not self.samples.size:
+            return self._empty()
+        heard = self._hear()
+        return self.model.ear.project(heard, len(self.frozen), len(heard.tokens))
+
+    def all_embeddings(self) -> np.ndarray:
+        unstable = self.unstable()
+        return np.concatenate([self.frozen_embeds, unstable])
+
+    @property
+    def transcript_tokens(self) -> list[int]:
+        """What Whisper heard so far (frozen + tentative), for display and debugging."""
+        return list(self._heard.tokens) if self._heard is not None else []
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 SEGMENT_AUDIO: dict[str, Callable[[OnnxSpeechModel], SegmentAudio]] = {
     "composite": BlockAudio,
     "qwen2-audio": SegmentAudio,
+    "whisper-tokens": TokenAudio,
 }

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-FAMILY_NAMES = ("composite", "qwen2-audio")
+FAMILY_NAMES = ("composite", "qwen2-audio", "whisper-tokens")
 
 
 @pytest.fixture(scope="session")

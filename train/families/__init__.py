@@ -14,6 +14,7 @@ from simulsa.train.families.composite import load_composite, tiny_composite
 from simulsa.train.families.config import SimulsaConfig, read_config, write_config
 from simulsa.train.families.notices import notice_files
 from simulsa.train.families.qwen2_audio import default_qwen2_audio_config, load_qwen2_audio, tiny_qwen2_audio
+from simulsa.train.families.whisper_tokens import load_whisper_tokens, tiny_whisper_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "composite": Family(load=load_composite, tiny=tiny_composite),
     "qwen2-audio": Family(load=load_qwen2_audio, tiny=tiny_qwen2_audio),
+    "whisper-tokens": Family(load=load_whisper_tokens, tiny=tiny_whisper_tokens),
 }
 
 # transformers model types that can be used without a simulsa.json, with the family's default config

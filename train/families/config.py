@@ -19,8 +19,15 @@ class AudioSettings:
     n_mels: int  # mel bins the encoder expects (80 for Whisper-base, 128 for Qwen2-Audio)
     block_s: float | None = None  # composite: seconds per independently encoded block; None = one 30 s window
     stack: int = 4  # composite: encoder frames stacked into one audio token (50 frames/s / 4 = 12.5 tokens/s)
+    window_s: float | None = None  # whisper-tokens: audio is padded with silence to a whole number of these windows
+    decoder_prompt: tuple[int, ...] | None = None  # whisper-tokens: Whisper's start/language/task/no-timestamps ids
+    decoder_end: int | None = None  # whisper-tokens: Whisper's end-of-transcript id
 
     def __post_init__(self) -> None:
+        if self.decoder_prompt is not None:  # JSON gives a list
+            object.__setattr__(self, "decoder_prompt", tuple(int(i) for i in self.decoder_prompt))
+        if self.window_s is not None and not 0 < self.window_s <= 30:
+            raise ModelError(f"window_s must be in (0, 30] seconds, got {self.window_s}")
         if self.n_mels <= 0:
             raise ModelError(f"n_mels must be positive, got {self.n_mels}")
         if self.stack <= 0:

@@ -1,0 +1,176 @@
+"""Token-synchronous ear through the frozen base LM (scratch, 2026-12-02).
+projector(h_pred, h_read) = softmax(top-k Whisper logits of h_pred / T) @ M  +  MLP([h_pred; h_read])  (MLP out zero-init)
+M[w] = the LM's own embedding of Whisper token w's text (mean over its LM pieces): at step 0 the ear is the transcript.
+The LM reads `FEW + "English:" [projected states] "\nSpanish:"` and is trained (CE) to say the base LM's 3-shot
+translation of the source (self-distillation). usage: train_ear.py OUTDIR STEPS [--lora R] [--eval-only CKPT]"""
+import argparse, os, json, math, random, time
+from pathlib import Path
+import numpy as np, sacrebleu, torch
+from torch import nn
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, WhisperForConditionalGeneration
+torch.set_num_threads(2); torch.manual_seed(0); random.seed(0)
+LM = "/tmp/simcache/models/gemma3-270m"; WHISPER = "/tmp/simcache/models/whisper-base"; P = Path("/tmp/proto")
+FEW = ("English: Where is the station?\nSpanish: ¿Dónde está la estación?\n"
+       "English: I am very tired today.\nSpanish: Hoy estoy muy cansado.\n"
+       "English: We bought bread and cheese.\nSpanish: Compramos pan y queso.\n")
+TOPK = 8
+
+tok = AutoTokenizer.from_pretrained(LM)
+lm = AutoModelForCausalLM.from_pretrained(LM, torch_dtype=torch.float32).eval()
+for p in lm.parameters():
+    p.requires_grad_(False)
+embed = lm.get_input_embeddings()
+wtk = Tokenizer.from_file(WHISPER + "/tokenizer.json")
+whisper_head = WhisperForConditionalGeneration.from_pretrained(WHISPER).proj_out.weight.detach()  # (51865, 512)
+
+def piece_table():
+    path = P / "M.npy"
+    if path.exists():
+        return torch.from_numpy(np.load(path))
+    n = 50257  # text tokens; specials get a zero row
+    texts = wtk.decode_batch([[i] for i in range(n)])
+    table = np.zeros((whisper_head.shape[0], embed.embedding_dim), np.float32)
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            ids = tok(text, add_special_tokens=False).input_ids
+            if ids:
+                table[i] = embed(torch.tensor(ids)).mean(0).numpy()
+    np.save(path, table.astype(np.float16))
+    return torch.from_numpy(table.astype(np.float16))
+
+class Projector(nn.Module):
+    def __init__(self, table, hidden=1024):
+        super().__init__()
+        self.register_buffer("table", table.float(), persistent=False)
+        self.register_buffer("head", whisper_head.clone(), persistent=False)
+        self.log_temperature = nn.Parameter(torch.tensor(0.0))
+        self.mlp = nn.Sequential(nn.Linear(1024, hidden), nn.GELU(), nn.Linear(hidden, table.shape[1]))
+        nn.init.zeros_(self.mlp[2].weight); nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, h_pred, h_read):  # (n, 512) x2 -> (n, H)
+        logits = h_pred @ self.head.T  # (n, V_whisper)
+        top, idx = logits.topk(TOPK, dim=-1)
+        weights = torch.softmax(top / self.log_temperature.exp(), dim=-1)  # (n, k)
+        soft = (weights[..., None] * self.table[idx]).sum(-2)  # (n, H)
+        return soft + self.mlp(torch.cat([h_pred, h_read], -1))
+
+VOCAB = VOCAB_INDEX = None
+head_ids = tok(FEW + "English:", return_tensors="pt").input_ids[0]  # starts with <bos>
+tail_ids = tok("\nSpanish:", add_special_tokens=False, return_tensors="pt").input_ids[0]
+NL = set(i for i in range(len(tok)) if False)
+
+def load_states(path):
+    z = np.load(path, allow_pickle=True)
+    return {u: (torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32)))
+            for u, a, b in zip(z["ids"], z["h_pred"], z["h_read"])}
+
+_prefix = {}
+
+def prefix_cache(batch):
+    """The few-shot prefix's KV, computed once (no grad: nothing trained reaches it), repeated over the batch."""
+    import copy
+    if "cache" not in _prefix:
+        with torch.no_grad():
+            _prefix["cache"] = lm.model(inputs_embeds=embed(head_ids)[None], use_cache=True).past_key_values
+    cache = copy.deepcopy(_prefix["cache"])
+    cache.batch_repeat_interleave(batch)
+    return cache
+
+def sequence(proj, states, target_ids, with_head=False):
+    """-> embeddings (L, H), labels (L,) with -100 outside the target (the prefix left out unless with_head)."""
+    with torch.no_grad():
+        head, tail = embed(head_ids), embed(tail_ids)
+    audio = proj(*states)
+    tgt = embed(target_ids) if len(target_ids) else head[:0]
+    x = torch.cat(([head] if with_head else []) + [audio, tail, tgt])
+    labels = torch.full((x.shape[0],), -100, dtype=torch.long)
+    labels[x.shape[0] - len(target_ids) - 1 : x.shape[0] - 1] = target_ids  # position i predicts token i+1
+    return x, labels
+
+def batch_loss(proj, items, cached=True):
+    seqs = [sequence(proj, s, t, with_head=not cached) for s, t in items]
+    n = max(x.shape[0] for x, _ in seqs)
+    X = torch.zeros(len(seqs), n, seqs[0][0].shape[1]); L = torch.full((len(seqs), n), -100, dtype=torch.long)
+    mask = torch.zeros(len(seqs), n, dtype=torch.long)
+    for b, (x, l) in enumerate(seqs):
+        X[b, : x.shape[0]] = x; L[b, : x.shape[0]] = l; mask[b, : x.shape[0]] = 1
+    if cached:
+        n_head = len(head_ids)
+        mask = torch.cat([torch.ones(len(seqs), n_head, dtype=torch.long), mask], 1)
+        hidden = lm.model(inputs_embeds=X, attention_mask=mask, past_key_values=prefix_cache(len(seqs)),
+                          position_ids=torch.arange(n_head, n_head + n)[None].expand(len(seqs), n)).last_hidden_state
+    else:
+        hidden = lm.model(inputs_embeds=X, attention_mask=mask).last_hidden_state  # (B, n, H)
+    sel = L != -100
+    if VOCAB is not None:  # softmax over the tokens the targets use: the 262k-row head is half a step's work
+        logits = hidden[sel] @ lm.lm_head.weight[VOCAB].T
+        labels = VOCAB_INDEX[L[sel]]
+    else:
+        logits, labels = lm.lm_head(hidden[sel]), L[sel]
+    if getattr(lm.config, "final_logit_softcapping", None):
+        cap = lm.config.final_logit_softcapping; logits = torch.tanh(logits / cap) * cap
+    return nn.functional.cross_entropy(logits, labels)
+
+@torch.no_grad()
+def translate(proj, states, max_new):
+    x = torch.cat([embed(head_ids), proj(*states), embed(tail_ids)])[None]
+    out = lm.generate(inputs_embeds=x, attention_mask=torch.ones(x.shape[:2], dtype=torch.long), max_new_tokens=max_new,
+                      do_sample=False)
+    return tok.decode(out[0], skip_special_tokens=True).split("\n")[0].strip()
+
+def evaluate(proj, states, rows, limit, log=None):
+    hyps, refs = [], []
+    for r in rows[:limit]:
+        s = states[r["id"]]
+        hyps.append(translate(proj, s, int(s[0].shape[0] * 2.5) + 12)); refs.append(r["target"])
+        if log is not None:
+            log.write(json.dumps({"id": r["id"], "hyp": hyps[-1], "ref": r["target"], "src": r["source"]}, ensure_ascii=False) + "\n")
+    return sacrebleu.corpus_bleu(hyps, [refs]).score, sacrebleu.corpus_chrf(hyps, [refs]).score, hyps
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out"); ap.add_argument("steps", type=int)
+    ap.add_argument("--batch", type=int, default=16); ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--eval-rows", type=int, default=60); ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--resume", default=None)
+    a = ap.parse_args()
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    proj = Projector(piece_table())
+    if a.resume:
+        proj.load_state_dict(torch.load(a.resume))
+    train_states = load_states(P / "train_tf.npz")
+    distilled = {json.loads(l)["id"]: json.loads(l)["distilled"] for l in open(P / os.environ.get("DISTILL", "distill.jsonl"))}
+    items = [(train_states[u], torch.tensor(tok(" " + y + "\n", add_special_tokens=False).input_ids))
+             for u, y in distilled.items() if u in train_states and y]
+    global VOCAB, VOCAB_INDEX
+    VOCAB = torch.tensor(sorted({int(i) for _, t in items for i in t}))
+    VOCAB_INDEX = torch.full((len(tok),), -1, dtype=torch.long); VOCAB_INDEX[VOCAB] = torch.arange(len(VOCAB))
+    print(f"{len(items)} rows, restricted softmax over {len(VOCAB)} target tokens", flush=True)
+    ev_states = load_states(P / "ev_greedy.npz")
+    ev_rows = [json.loads(l) for l in open("/tmp/evalsets/everyday.jsonl")]
+    ev_rows = [r for r in ev_rows if int(r["id"][2:5]) > 80]  # rows 81-160 for choosing; 1-80 stay for the final report
+    ev_rows = ev_rows[::2][: a.eval_rows // 2] + ev_rows[1::2][: a.eval_rows // 2]
+    opt = torch.optim.AdamW(proj.parameters(), lr=a.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
+    log = open(out / "log.jsonl", "a")
+    def report(step):
+        bleu, chrf, hyps = evaluate(proj, ev_states, ev_rows, a.eval_rows, open(out / f"eval_{step}.jsonl", "w"))
+        rec = {"step": step, "bleu": round(bleu, 2), "chrf": round(chrf, 2), "T": round(float(proj.log_temperature.exp()), 3),
+               "example": hyps[:3]}
+        print(json.dumps(rec, ensure_ascii=False), flush=True); log.write(json.dumps(rec, ensure_ascii=False) + "\n"); log.flush()
+    report(0)
+    t0 = time.time(); losses = []
+    for step in range(1, a.steps + 1):
+        loss = batch_loss(proj, random.sample(items, a.batch))
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(proj.parameters(), 1.0); opt.step(); sched.step()
+        losses.append(float(loss))
+        if step % 10 == 0:
+            print(f"step {step} loss {np.mean(losses[-10:]):.3f} {(time.time() - t0) / step:.2f}s/step", flush=True)
+        if step % 50 == 0:
+            torch.save(proj.state_dict(), out / "projector.pt.tmp"); (out / "projector.pt.tmp").rename(out / "projector.pt")
+        if step % a.eval_every == 0 or step == a.steps:
+            report(step)
+
+if __name__ == "__main__":
+    main()
