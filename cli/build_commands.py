@@ -25,25 +25,45 @@ def compose(
     tiny: Annotated[str | None, typer.Option(help="Build a tiny random model of this family instead.")] = None,
     block_s: Annotated[float, typer.Option(help="Seconds of audio per independently encoded block.")] = 2.0,
     stack: Annotated[int, typer.Option(help="Encoder frames (20 ms) per audio token: 4 = 12.5 tokens/s, 8 = 6.25.")] = 4,
+    ear: Annotated[str, typer.Option(help="blocks: projected encoder frames (composite); tokens: Whisper's decoder "
+                                          "transcribes and each transcript token is projected (whisper-tokens).")] = "blocks",
+    window_s: Annotated[float, typer.Option(help="--ear tokens: audio is padded to whole windows of this length.")] = 5.0,
     src_lang: Annotated[str, typer.Option(help="Default source language code.")] = "en",
     tgt_lang: Annotated[str, typer.Option(help="Default target language code.")] = "es",
     force: Force = False,
 ) -> None:
-    """Build a composite speech LM (Whisper encoder + projector + LM), or a tiny random model for tests."""
+    """Build a speech LM from a pretrained Whisper and LM (composite or whisper-tokens), or a tiny random model for tests."""
     from simulsa.runtime.files import check_output_free
 
     check_output_free(out, force)
+    if ear not in EARS:
+        raise SimulsaError(f"--ear {ear!r} is not one of {', '.join(EARS)}")
     if tiny is not None and (encoder or lm):
         raise SimulsaError("--tiny builds a random model; do not combine it with --encoder/--lm")
     if tiny is None and not (encoder and lm):
         raise SimulsaError("give --encoder and --lm (pretrained parts), or --tiny FAMILY")
     from simulsa.train.families import build_tiny, save_model
-    from simulsa.train.families.composite import compose_composite
 
-    model = build_tiny(tiny) if tiny else compose_composite(encoder, lm, block_s, src_lang, tgt_lang, stack)
+    model = build_tiny(tiny) if tiny else EARS[ear](encoder, lm, block_s=block_s, stack=stack, window_s=window_s,
+                                                    src_lang=src_lang, tgt_lang=tgt_lang)  # fmt: skip
     save_model(model, out, force)
     params = sum(p.numel() for p in model.parameters())
     typer.echo(f"wrote {model.family} model to {out} ({params:,} parameters)")
+
+
+def _compose_blocks(encoder: str, lm: str, block_s: float, stack: int, window_s: float, src_lang: str, tgt_lang: str):
+    from simulsa.train.families.composite import compose_composite
+
+    return compose_composite(encoder, lm, block_s, src_lang, tgt_lang, stack)
+
+
+def _compose_tokens(encoder: str, lm: str, block_s: float, stack: int, window_s: float, src_lang: str, tgt_lang: str):
+    from simulsa.train.families.whisper_tokens import compose_whisper_tokens
+
+    return compose_whisper_tokens(encoder, lm, src_lang, tgt_lang, window_s)
+
+
+EARS = {"blocks": _compose_blocks, "tokens": _compose_tokens}
 
 
 @command(epilog="Example:\n\n  simulsa align --model m --manifest corpus/train.jsonl --dev corpus/dev.jsonl --out m_aligned")

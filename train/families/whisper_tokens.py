@@ -226,18 +226,16 @@ def load_whisper_tokens(folder: Path, config: SimulsaConfig, options: LoadOption
     return model
 
 
-def whisper_settings(whisper: nn.Module, window_s: float) -> AudioSettings:
-    """The decoder prompt <|startoftranscript|><|en|><|transcribe|><|notimestamps|> from the model's own config."""
-    generation = getattr(whisper, "generation_config", None)
-    lang = getattr(generation, "lang_to_id", None) or {}
-    task = getattr(generation, "task_to_id", None) or {}
-    start = whisper.config.decoder_start_token_id
-    no_timestamps = getattr(generation, "no_timestamps_token_id", None)
-    if "<|en|>" not in lang or "transcribe" not in task or no_timestamps is None:
-        raise ModelError("the Whisper model's generation_config names no <|en|>/transcribe/<|notimestamps|> tokens; "
-                         "give a multilingual Whisper checkpoint (e.g. whisper-base)")  # fmt: skip
-    prompt = (start, lang["<|en|>"], task["transcribe"], no_timestamps)
-    return AudioSettings(n_mels=whisper.config.num_mel_bins, window_s=window_s, decoder_prompt=prompt,
+WHISPER_PROMPT_TOKENS = ("<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")
+
+
+def whisper_settings(whisper: nn.Module, whisper_tokenizer: Any, window_s: float) -> AudioSettings:
+    """The decoder prompt <|startoftranscript|><|en|><|transcribe|><|notimestamps|>, ids read from Whisper's tokenizer."""
+    ids = [whisper_tokenizer.token_to_id(token) for token in WHISPER_PROMPT_TOKENS]
+    if None in ids:
+        missing = [t for t, i in zip(WHISPER_PROMPT_TOKENS, ids) if i is None]
+        raise ModelError(f"the Whisper tokenizer has no {', '.join(missing)}; give a multilingual Whisper (e.g. whisper-base)")
+    return AudioSettings(n_mels=whisper.config.num_mel_bins, window_s=window_s, decoder_prompt=tuple(ids),
                          decoder_end=whisper.config.eos_token_id)  # fmt: skip
 
 
@@ -252,9 +250,9 @@ def compose_whisper_tokens(whisper_id: str, lm_id: str, src_lang: str, tgt_lang:
     lm = AutoModelForCausalLM.from_pretrained(lm_id)
     tokenizer = AutoTokenizer.from_pretrained(lm_id)
     prompt = PromptTemplate(FEW_SHOT_PROMPT.prefix, FEW_SHOT_PROMPT.suffix, FEW_SHOT_PROMPT.end, src_lang, tgt_lang)
-    config = SimulsaConfig(family="whisper-tokens", prompt=prompt, audio=whisper_settings(whisper, window_s))
-    model = _assemble(config, tokenizer, whisper, lm, _whisper_tokenizer(Path(whisper_id)) if Path(whisper_id).is_dir()
-                      else _hub_whisper_tokenizer(whisper_id))  # fmt: skip
+    whisper_tokenizer = _whisper_tokenizer(Path(whisper_id)) if Path(whisper_id).is_dir() else _hub_whisper_tokenizer(whisper_id)
+    config = SimulsaConfig(family="whisper-tokens", prompt=prompt, audio=whisper_settings(whisper, whisper_tokenizer, window_s))
+    model = _assemble(config, tokenizer, whisper, lm, whisper_tokenizer)
     model.notices = {WHISPER_DIR: notice_files(whisper_id), LM_DIR: notice_files(lm_id)}
     return model
 
