@@ -84,18 +84,32 @@ def _pull_bases(recipe: dict, progress: BuildProgress) -> tuple[Path, Path]:
     return model_dir(names[0]), model_dir(names[1])
 
 
+def _compose_blocks(recipe: dict, encoder: Path, lm: Path, prompt: PromptTemplate):
+    from simulsa.train.families.composite import DEFAULT_STACK, compose_composite
+
+    stack = recipe.get("stack", DEFAULT_STACK)  # recipes before 2026-11-28 have no "stack": they used 4
+    return compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang, stack)
+
+
+def _compose_tokens(recipe: dict, encoder: Path, lm: Path, prompt: PromptTemplate):
+    from simulsa.train.families.whisper_tokens import compose_whisper_tokens
+
+    return compose_whisper_tokens(str(encoder), str(lm), prompt.src_lang, prompt.tgt_lang, recipe["window_s"])
+
+
+RECIPE_COMPOSERS = {"composite": _compose_blocks, "whisper-tokens": _compose_tokens}  # recipes without "family": composite
+
+
 def _compose_base(recipe: dict, encoder: Path, lm: Path, out: Path) -> Path:
-    """Whisper encoder + LM composed with the recipe's block length and prompt (projector replaced later).
+    """Whisper + LM composed with the recipe's family, audio settings and prompt (trained modules replaced later).
 
     Written to a scratch folder, not the cache: it only feeds the export, and keeping it would hold
     a second full-precision copy of the LM (1.2 GB for Gemma 3 270M) for nothing.
     """
     from simulsa.train.families import save_model
-    from simulsa.train.families.composite import DEFAULT_STACK, compose_composite
 
     prompt = PromptTemplate.from_json(recipe["prompt"])
-    stack = recipe.get("stack", DEFAULT_STACK)  # recipes before 2026-11-28 have no "stack": they used 4
-    model = compose_composite(str(encoder), str(lm), recipe["block_s"], prompt.src_lang, prompt.tgt_lang, stack)
+    model = RECIPE_COMPOSERS[recipe.get("family", "composite")](recipe, encoder, lm, prompt)
     model.simulsa_config = dataclasses.replace(model.simulsa_config, prompt=prompt)
     save_model(model, out, force=True)
     return out
@@ -105,12 +119,14 @@ def _attach_shipped(base: Path, folder: Path) -> None:
     """A `simulsa train`-style output in `folder`: the shipped adapter and projector over the composed base."""
     from simulsa.train.families.config import SimulsaConfig, read_config, write_config
 
-    shutil.copytree(shipped.DEFAULT_DIR / "adapter", folder / "adapter")
+    has_adapter = (shipped.DEFAULT_DIR / "adapter").is_dir()  # a default may train only its projector
+    if has_adapter:
+        shutil.copytree(shipped.DEFAULT_DIR / "adapter", folder / "adapter")
     shutil.copy(shipped.DEFAULT_DIR / "trained_modules.safetensors", folder / "trained_modules.safetensors")
     config = read_config(base)
     if not isinstance(config, SimulsaConfig):
         raise SimulsaError(f"{base} has no simulsa.json; rebuild it with `simulsa models build-default --force`")
-    write_config(folder, dataclasses.replace(config, base_model=str(base), adapter="adapter",
+    write_config(folder, dataclasses.replace(config, base_model=str(base), adapter="adapter" if has_adapter else None,
                                              trained_modules="trained_modules.safetensors"))  # fmt: skip
 
 

@@ -71,6 +71,9 @@ class EarDecoderWrapper(nn.Module):
         self.decoder = model.whisper.model.decoder
         self.heads = model.whisper.config.decoder_attention_heads
         self.num_layers = len(self.decoder.layers)
+        # Whisper ties its output head to the token table; traced as two ops the exporter writes two copies (2 x 106 MB
+        # for Whisper-base). One (D, V) matrix serves both: rows are gathered along axis 1, logits are hidden @ it.
+        self.register_buffer("table_t", self.decoder.embed_tokens.weight.detach().T.contiguous(), persistent=False)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -95,7 +98,8 @@ class EarDecoderWrapper(nn.Module):
         past, cross = kv[: 2 * self.num_layers], kv[2 * self.num_layers :]
         n_past, n_new = past[0].shape[2], input_ids.shape[1]
         dec = self.decoder
-        x = dec.embed_tokens(input_ids) * dec.embed_scale + dec.embed_positions.weight[n_past : n_past + n_new]  # (1, T, D)
+        token_rows = torch.index_select(self.table_t, 1, input_ids[0]).T[None]  # (1, T, D)
+        x = token_rows * dec.embed_scale + dec.embed_positions.weight[n_past : n_past + n_new]  # (1, T, D)
         rows = torch.arange(n_new)[:, None] + n_past
         blocked = torch.arange(n_past + n_new)[None, :] > rows  # (T, P + T): a token sees the past and itself
         mask = torch.zeros(blocked.shape).masked_fill(blocked, torch.finfo(torch.float32).min)
@@ -112,7 +116,7 @@ class EarDecoderWrapper(nn.Module):
             x = x + ca.out_proj(_attend(_heads(ca.q_proj(h) * ca.scaling, self.heads), cross[2 * i], cross[2 * i + 1], None))
             x = x + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(x))))
         hidden = dec.layer_norm(x)  # (1, T, D)
-        top_logits, top_ids = self.whisper.proj_out(hidden).topk(TOP_K, dim=-1)  # (1, T, k)
+        top_logits, top_ids = (hidden @ self.table_t).topk(TOP_K, dim=-1)  # (1, T, k): the tied head
         return (top_logits, top_ids, hidden, *present)
 
     def example_inputs(self, positions: int = 250) -> tuple[torch.Tensor, ...]:

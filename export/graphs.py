@@ -70,9 +70,49 @@ def _ear_graphs(model: SpeechLM, folder: Path) -> tuple[dict, dict[str, str]]:
 
     encoder, decoder, projector = EarEncoderWrapper(model), EarDecoderWrapper(model), EarProjectorWrapper(model)
     io = {"audio_encoder": _export_wrapper(encoder, encoder.example_inputs(), folder / ENCODER_FILE),
-          "ear_decoder": _export_wrapper(decoder, decoder.example_inputs(), folder / EAR_DECODER_FILE),
+          "ear_decoder": _deduped(_export_wrapper(decoder, decoder.example_inputs(), folder / EAR_DECODER_FILE),
+                                  folder / EAR_DECODER_FILE),
           "projector": _export_wrapper(projector, projector.example_inputs(), folder / PROJECTOR_FILE)}  # fmt: skip
     return io, {"audio_encoder": ENCODER_FILE, "ear_decoder": EAR_DECODER_FILE, "projector": PROJECTOR_FILE}
+
+
+def dedupe_constants(path: Path, min_elements: int = 1 << 20) -> int:
+    """Fold identical large Constant nodes into one; returns how many copies were dropped.
+
+    Why: the tracer writes a tensor used by two ops as two Constants (Whisper's tied token table and head:
+    2 x 106 MB for Whisper-base), and onnxruntime then holds both.
+    """
+    import hashlib
+
+    import onnx
+
+    model = onnx.load(str(path))
+    first: dict[tuple, str] = {}
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            tensor = node.attribute[0].t
+            if int(np.prod(tensor.dims)) >= min_elements:
+                key = (tuple(tensor.dims), tensor.data_type, hashlib.sha256(tensor.raw_data).hexdigest())
+                if key in first:
+                    renamed[node.output[0]] = first[key]
+                    continue
+                first[key] = node.output[0]
+        kept.append(node)
+    if not renamed:
+        return 0
+    for node in kept:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, str(path))
+    return len(renamed)
+
+
+def _deduped(io: dict[str, list[str]], path: Path) -> dict[str, list[str]]:
+    dedupe_constants(path)
+    return io
 
 
 AUDIO_GRAPHS = {"composite": _audio_encoder_graph, "qwen2-audio": _audio_encoder_graph, "whisper-tokens": _ear_graphs}

@@ -17,6 +17,12 @@ from simulsa.train.families.notices import copy_notices, notice_files
 from simulsa.train.pretrained.pull import MODELS, model_dir
 
 
+RECIPE_AUDIO = {  # what the default build needs to compose the same base again
+    "composite": lambda audio: {"block_s": audio.block_s, "stack": audio.stack},
+    "whisper-tokens": lambda audio: {"window_s": audio.window_s},
+}
+
+
 def package_default(checkpoint: Path, version: str, built_with: dict, encoder: str = "whisper-base",
                     lm: str = "gemma3-270m") -> Path:  # fmt: skip
     """Make a `simulsa train` output of a composite over pulled base models the shipped default.
@@ -30,14 +36,15 @@ def package_default(checkpoint: Path, version: str, built_with: dict, encoder: s
     from simulsa.train.families.config import read_config
 
     config = read_config(Path(checkpoint))
-    if getattr(config, "base_model", None) is None or config.family != "composite":
-        raise SimulsaError(f"{checkpoint} is not a `simulsa train` output of a composite model")
-    recipe = {"version": version, "encoder": encoder, "lm": lm, "block_s": config.audio.block_s,
-              "stack": config.audio.stack, "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
+    if getattr(config, "base_model", None) is None or config.family not in RECIPE_AUDIO:
+        raise SimulsaError(f"{checkpoint} is not a `simulsa train` output of a {' or '.join(RECIPE_AUDIO)} model")
+    recipe = {"version": version, "family": config.family, "encoder": encoder, "lm": lm,
+              **RECIPE_AUDIO[config.family](config.audio), "prompt": config.prompt.to_json(), "built_with": built_with}  # fmt: skip
     with atomic_dir(shipped.DEFAULT_DIR, force=True) as tmp:
-        peft_card = shutil.ignore_patterns("README.md")  # peft's boilerplate model card
-        shutil.copytree(Path(checkpoint) / (config.adapter or "adapter"), tmp / "adapter", ignore=peft_card)
-        _point_adapter_at(tmp / "adapter" / "adapter_config.json", lm)
+        if config.adapter:  # a projector-only default has none
+            peft_card = shutil.ignore_patterns("README.md")  # peft's boilerplate model card
+            shutil.copytree(Path(checkpoint) / config.adapter, tmp / "adapter", ignore=peft_card)
+            _point_adapter_at(tmp / "adapter" / "adapter_config.json", lm)
         shutil.copy(Path(checkpoint) / config.trained_modules, tmp / "trained_modules.safetensors")
         for part, name in (("encoder", encoder), ("lm", lm)):  # e.g. Gemma's terms travel with weights derived from it
             copy_notices(notice_files(model_dir(name)), tmp, f"{part}.")

@@ -50,10 +50,11 @@ def load_trained(base: SpeechLM, folder: Path, config: SimulsaConfig, trainable:
     """Apply a train output's adapter and fully trained modules to its base model."""
     from peft import PeftModel
 
-    adapter = folder / (config.adapter or ADAPTER_DIR)
-    if not adapter.is_dir():
-        raise ModelError(f"{folder}: adapter folder {adapter.name!r} is missing; the training output is incomplete")
-    setattr(base, base.peft_root, PeftModel.from_pretrained(base.lm_module, str(adapter), is_trainable=trainable))
+    if config.adapter is not None or not config.trained_modules:  # a projector-only output names no adapter
+        adapter = folder / (config.adapter or ADAPTER_DIR)
+        if not adapter.is_dir():
+            raise ModelError(f"{folder}: adapter folder {adapter.name!r} is missing; the training output is incomplete")
+        setattr(base, base.peft_root, PeftModel.from_pretrained(base.lm_module, str(adapter), is_trainable=trainable))
     if config.trained_modules:
         state = load_file(str(folder / config.trained_modules))
         _, unexpected = base.load_state_dict(state, strict=False)

@@ -75,6 +75,17 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
+def _tiny_whisper_tokenizer():
+    """Whisper's layout in 64 ids: words, then <|endoftext|> and the four prompt tokens last."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = [f"w{i}" for i in range(59)]
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words + specials)}, unk_token="w0"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tokenizer
+
+
 def _tiny_parts(folder):
     """A tiny Whisper folder and a tiny chat LM folder, as `simulsa models pull` would leave them."""
     from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig, WhisperForConditionalGeneration
@@ -86,13 +97,31 @@ def _tiny_parts(folder):
                               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"  # fmt: skip
     whisper = WhisperForConditionalGeneration(WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-        vocab_size=64, pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0))  # fmt: skip
+        vocab_size=64, pad_token_id=59, bos_token_id=59, eos_token_id=59, decoder_start_token_id=60))  # fmt: skip
     whisper.save_pretrained(folder / "whisper")
+    _tiny_whisper_tokenizer().save(str(folder / "whisper" / "tokenizer.json"))
     lm = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                       num_key_value_heads=1, vocab_size=len(tokenizer)))  # fmt: skip
     lm.save_pretrained(folder / "lm")
     tokenizer.save_pretrained(folder / "lm")
     return {"whisper": folder / "whisper", "lm": folder / "lm"}
+
+
+def test_compose_ear_tokens_reads_whisper_prompt_ids_from_its_tokenizer(tmp_path):
+    from simulsa.train.families import load_speech_lm
+
+    _tiny_parts(tmp_path)
+    result = invoke("compose", "--ear", "tokens", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out",
+                    tmp_path / "m")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = load_speech_lm(tmp_path / "m")
+    audio = model.simulsa_config.audio
+    assert model.family == "whisper-tokens" and audio.decoder_prompt == (60, 61, 62, 63) and audio.decoder_end == 59
+    table = model.projector.table.float()
+    assert table[:59].abs().sum(-1).gt(0).all() and table[59:].abs().sum() == 0  # words have LM rows; specials none
+    bad = invoke("compose", "--ear", "frames", "--encoder", tmp_path / "whisper", "--lm", tmp_path / "lm", "--out",
+                 tmp_path / "m2")  # fmt: skip
+    assert bad.exit_code != 0 and "--ear 'frames'" in bad.output
 
 
 def test_compose_from_pretrained_parts(tmp_path):

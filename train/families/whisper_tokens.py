@@ -15,6 +15,7 @@ never change and KV reuse stays exact (runtime/segment_audio.py). Windows: 5 s o
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ class TokenProjector(nn.Module):
 
     def __init__(self, whisper_dim: int, lm_dim: int, whisper_vocab: int, hidden: int = 1024) -> None:
         super().__init__()
-        self.register_buffer("table", torch.zeros(whisper_vocab, lm_dim))  # (V_w, H) set by fill_table; not trained
+        # (V_w, H) set by fill_table, not trained; float16 halves the bundle's copy (133 -> 66 MB for Whisper-base x Gemma 3)
+        self.register_buffer("table", torch.zeros(whisper_vocab, lm_dim, dtype=torch.float16))
         self.log_temperature = nn.Parameter(torch.zeros(()))
         self.mlp = nn.Sequential(nn.Linear(2 * whisper_dim, hidden), nn.GELU(), nn.Linear(hidden, lm_dim))
         nn.init.zeros_(self.mlp[2].weight)
@@ -56,7 +58,7 @@ class TokenProjector(nn.Module):
 
     def forward(self, h_pred: torch.Tensor, h_read: torch.Tensor, top_logits: torch.Tensor, top_ids: torch.Tensor):
         weights = torch.softmax(top_logits / self.log_temperature.exp(), dim=-1)  # (n, k)
-        soft = (weights[..., None] * self.table[top_ids]).sum(-2)  # (n, H)
+        soft = (weights[..., None] * self.table[top_ids].to(weights.dtype)).sum(-2)  # (n, H)
         return soft + self.mlp(torch.cat([h_pred, h_read], -1))
 
     @torch.no_grad()
@@ -66,7 +68,7 @@ class TokenProjector(nn.Module):
         for w, text in enumerate(whisper_texts):
             ids = lm_tokenizer(text, add_special_tokens=False).input_ids if text else []
             if ids:
-                self.table[w] = lm_embeddings[torch.tensor(ids)].float().mean(0)
+                self.table[w] = lm_embeddings[torch.tensor(ids)].float().mean(0).half()
 
 
 class WhisperTokensSpeechLM(SpeechLM):
@@ -173,7 +175,13 @@ class WhisperTokensSpeechLM(SpeechLM):
 
     def tokenize_row(self, target: str, src_lang: str | None, tgt_lang: str | None, with_end: bool = True):
         """The target follows "Spanish:" after a space, as in the text the LM learned from (not a trailing-space prompt)."""
-        return super().tokenize_row(" " + target if target else target, src_lang, tgt_lang, with_end)
+        row = super().tokenize_row(" " + target if target else target, src_lang, tgt_lang, with_end)
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and self.tokenizer("a").input_ids[:1] == [bos] and row.prefix_ids[:1] != [bos]:
+            # an LM whose tokenizer starts every text with <bos> (Gemma) reads a prompt without it badly: measured on
+            # the first everyday bundle, 8.2 BLEU without it where the same weights score ~28 with it
+            row = dataclasses.replace(row, prefix_ids=[bos, *row.prefix_ids])
+        return row
 
     def lora_target_modules(self) -> str | list[str]:
         return "all-linear"

@@ -56,6 +56,7 @@ class Projector(nn.Module):
         return soft + self.mlp(torch.cat([h_pred, h_read], -1))
 
 VOCAB = VOCAB_INDEX = None
+LORA = False
 head_ids = tok(FEW + "English:", return_tensors="pt").input_ids[0]  # starts with <bos>
 tail_ids = tok("\nSpanish:", add_special_tokens=False, return_tensors="pt").input_ids[0]
 NL = set(i for i in range(len(tok)) if False)
@@ -71,6 +72,9 @@ def prefix_cache(batch):
     """The few-shot prefix's KV, computed once (no grad: nothing trained reaches it), repeated over the batch."""
     import copy
     if "cache" not in _prefix:
+        with torch.no_grad():
+            _prefix["cache"] = lm.model(inputs_embeds=embed(head_ids)[None], use_cache=True).past_key_values
+    if LORA:  # the LM's adapter changes the prefix's KV: recompute it every step (no gradient through the prefix)
         with torch.no_grad():
             _prefix["cache"] = lm.model(inputs_embeds=embed(head_ids)[None], use_cache=True).past_key_values
     cache = copy.deepcopy(_prefix["cache"])
@@ -134,15 +138,32 @@ def main():
     ap.add_argument("--batch", type=int, default=16); ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-rows", type=int, default=60); ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--resume", default=None)
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank on every LM linear layer (0: LM frozen)")
+    ap.add_argument("--lora-lr", type=float, default=2e-4)
+    ap.add_argument("--train-states", default="train_tf.npz", help="states file(s) under /tmp/proto, comma-separated")
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     proj = Projector(piece_table())
     if a.resume:
         proj.load_state_dict(torch.load(a.resume))
-    train_states = load_states(P / "train_tf.npz")
     distilled = {json.loads(l)["id"]: json.loads(l)["distilled"] for l in open(P / os.environ.get("DISTILL", "distill.jsonl"))}
-    items = [(train_states[u], torch.tensor(tok(" " + y + "\n", add_special_tokens=False).input_ids))
-             for u, y in distilled.items() if u in train_states and y]
+    items = []
+    for name in a.train_states.split(","):
+        train_states = load_states(P / name)
+        items += [(train_states[u], torch.tensor(tok(" " + y + "\n", add_special_tokens=False).input_ids))
+                  for u, y in distilled.items() if u in train_states and y]
+    global lm, LORA
+    groups = [{"params": list(proj.parameters()), "lr": a.lr}]
+    if a.lora:
+        from peft import LoraConfig, get_peft_model
+        LORA = True
+        global PEFT
+        PEFT = lm = get_peft_model(lm, LoraConfig(r=a.lora, lora_alpha=2 * a.lora, lora_dropout=0.0,
+                                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+        lm = lm.base_model.model  # keep the plain attribute layout (lm.model, lm.lm_head) the code above uses
+        groups.append({"params": [p for n, p in lm.named_parameters() if "lora_" in n], "lr": a.lora_lr})
+        if a.resume and Path(a.resume).with_name("lora.pt").exists():
+            lm.load_state_dict(torch.load(Path(a.resume).with_name("lora.pt")), strict=False)
     global VOCAB, VOCAB_INDEX
     VOCAB = torch.tensor(sorted({int(i) for _, t in items for i in t}))
     VOCAB_INDEX = torch.full((len(tok),), -1, dtype=torch.long); VOCAB_INDEX[VOCAB] = torch.arange(len(VOCAB))
@@ -151,7 +172,7 @@ def main():
     ev_rows = [json.loads(l) for l in open("/tmp/evalsets/everyday.jsonl")]
     ev_rows = [r for r in ev_rows if int(r["id"][2:5]) > 80]  # rows 81-160 for choosing; 1-80 stay for the final report
     ev_rows = ev_rows[::2][: a.eval_rows // 2] + ev_rows[1::2][: a.eval_rows // 2]
-    opt = torch.optim.AdamW(proj.parameters(), lr=a.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
     log = open(out / "log.jsonl", "a")
     def report(step):
@@ -163,12 +184,16 @@ def main():
     t0 = time.time(); losses = []
     for step in range(1, a.steps + 1):
         loss = batch_loss(proj, random.sample(items, a.batch))
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(proj.parameters(), 1.0); opt.step(); sched.step()
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_([p for g in groups for p in g['params']], 1.0); opt.step(); sched.step()
         losses.append(float(loss))
         if step % 10 == 0:
             print(f"step {step} loss {np.mean(losses[-10:]):.3f} {(time.time() - t0) / step:.2f}s/step", flush=True)
-        if step % 50 == 0:
+        if step % 50 == 0 or step == a.steps:
             torch.save(proj.state_dict(), out / "projector.pt.tmp"); (out / "projector.pt.tmp").rename(out / "projector.pt")
+            if LORA:
+                torch.save({n: p.detach() for n, p in lm.named_parameters() if "lora_" in n}, out / "lora.pt.tmp")
+                (out / "lora.pt.tmp").rename(out / "lora.pt")
+                PEFT.save_pretrained(str(out / "adapter"))  # the adapter as `simulsa train` writes it
         if step % a.eval_every == 0 or step == a.steps:
             report(step)
 
