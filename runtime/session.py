@@ -36,6 +36,10 @@ from simulsa.runtime.vad import EnergyVad
 
 LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
 LOOP_MAX_PERIOD = 8  # longest phrase, in tokens, the loop guard looks for
+# finish() reads what is left in pieces this long so that the VAD can end segments at pauses: offline translation
+# of a long recording is then cut where the speaker pauses, not every max_segment_s (the 44 s two_cities reading
+# came out as three short sentences for twelve when cut at 20 s)
+FINISH_PIECE = SAMPLE_RATE // 10
 
 
 def looping_tail(tokens: Sequence[int], repeats: int) -> int:
@@ -187,11 +191,12 @@ class StreamSession:
             self.pending = np.concatenate([self.pending, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
         self._resamplers.clear()
         events = []
-        while self.pending.size:
+        while self.pending.size:  # what is left is cut at pauses, as a stream is, and decoded once per segment
             room = int(self.options.max_segment_s * SAMPLE_RATE) - self.audio.samples.size
-            piece, self.pending = self.pending[: max(room, 1)], self.pending[max(room, 1) :]
+            take = max(1, min(room, FINISH_PIECE))
+            piece, self.pending = self.pending[:take], self.pending[take:]
             self._append(piece)
-            if self.pending.size:
+            if self.pending.size and (self.vad.endpoint or self.audio.samples.size >= self.options.max_segment_s * SAMPLE_RATE):
                 events.append(self._finalize())
         events.append(self._finalize())
         return events

@@ -187,3 +187,18 @@ def test_a_line_break_ends_the_proposal(tiny_bundles, speech_like):
     assert translator.translate(speech_like) == "hola"
     multiline = translator.translate(speech_like, options=StreamOptions(stop_at_line_break=False, loop_repeats=0))
     assert multiline.startswith("hola\nTranslate")
+
+
+def test_offline_translation_is_cut_at_pauses_like_a_stream(tiny_bundles, speech_like):
+    """finish() ends a segment at a pause: two utterances with 2 s of silence between them are two segments."""
+    translator = Translator.from_bundle(tiny_bundles["composite", "none"])
+    audio = np.concatenate([speech_like, np.zeros(32000, np.float32), speech_like])
+    session = translator.session(StreamOptions(chunk_ms=float("inf"), loop_repeats=0, stop_at_line_break=False))
+    session.accept_audio(audio)
+    finals = [e for e in session.finish() if e.final]
+    starts = [e.segment_start_ms for e in finals if e.segment_text]
+    assert len(starts) == 2, [(e.segment_start_ms, e.segment_text) for e in finals]
+    assert starts[1] >= (speech_like.size + 32000 - 0.3 * 16000) * 1000 / 16000 - 1  # the second starts after the pause
+    one = translator.session(StreamOptions(chunk_ms=float("inf"), loop_repeats=0, stop_at_line_break=False))
+    one.accept_audio(speech_like)
+    assert [e.segment_text for e in one.finish() if e.final and e.segment_text] == [finals[0].segment_text]
