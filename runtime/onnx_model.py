@@ -14,7 +14,6 @@ from simulsa.runtime.bundle import Bundle, load_bundle, open_session
 from simulsa.runtime.ear import WhisperEar
 from simulsa.runtime.features import block_mels, window_mel, window_token_count
 
-
 EARS = {"whisper-tokens": WhisperEar}  # families whose audio runs through more than one graph
 
 

@@ -16,7 +16,6 @@ from simulsa.runtime.errors import SimulsaError
 from simulsa.train.families.notices import copy_notices, notice_files
 from simulsa.train.pretrained.pull import MODELS, model_dir
 
-
 RECIPE_AUDIO = {  # what the default build needs to compose the same base again
     "composite": lambda audio: {"block_s": audio.block_s, "stack": audio.stack},
     "whisper-tokens": lambda audio: {"window_s": audio.window_s},

@@ -23,14 +23,14 @@ def test_ear_decoder_step_by_step_equals_hf_decoder(tiny):
 
     mel = torch.randn(1, 80, 500)
     enc = tiny.encode(mel)
-    ids = list(tiny.simulsa_config.audio.decoder_prompt) + [5, 17, 3, 40]
+    ids = [*tiny.simulsa_config.audio.decoder_prompt, 5, 17, 3, 40]
     with torch.no_grad():
         reference = tiny.whisper.model.decoder(input_ids=torch.tensor([ids]), encoder_hidden_states=enc).last_hidden_state[0]
         cross = EarEncoderWrapper(tiny)(mel)
         decoder = EarDecoderWrapper(tiny)
         heads, head_dim = decoder.heads, tiny.whisper.config.d_model // decoder.heads
         past = [torch.zeros(1, heads, 0, head_dim) for _ in range(2 * decoder.num_layers)]
-        top_logits, top_ids, first, *past = decoder(torch.tensor([ids[:5]]), *past, *cross)  # prompt + one token at once
+        _, top_ids, first, *past = decoder(torch.tensor([ids[:5]]), *past, *cross)  # prompt + one token at once
         rows = [first[0]]
         for token in ids[5:]:  # then one token a call through the self-attention cache
             _, _, hidden, *past = decoder(torch.tensor([[token]]), *past, *cross)
