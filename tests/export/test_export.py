@@ -12,7 +12,7 @@ import torch
 
 from simulsa.export.pipeline import ExportError, ExportOptions, run_export
 from simulsa.export.quantize import QuantizeOptions, graph_weights_bytes
-from simulsa.runtime.bundle import BundleError, load_bundle
+from simulsa.runtime.bundle import SCHEMA_VERSION, BundleError, load_bundle
 from simulsa.runtime.onnx_model import OnnxSpeechModel
 from simulsa.train.families import load_speech_lm
 from simulsa.train.lora import LoraOptions, attach_lora, save_trained
@@ -107,7 +107,7 @@ def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
 
 def test_bundle_round_trip_and_contract(bundles):
     bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
-    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == 2
+    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == SCHEMA_VERSION == 3
     assert bundle.kv_names("past_key", 1) == "past_key_values.1.key"
     assert bundle.kv_names("present_value", 0) == "present.0.value"
     inputs, outputs = bundle.io_names("decoder")
@@ -137,7 +137,7 @@ def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
         load_bundle(copy)
     meta = json.loads((copy / "bundle.json").read_text())
     (copy / "bundle.json").write_text(json.dumps({**meta, "schema_version": 99}))
-    with pytest.raises(BundleError, match="schema version 99, this simulsa reads version 2"):
+    with pytest.raises(BundleError, match=f"schema version 99, this simulsa reads version {SCHEMA_VERSION}"):
         load_bundle(copy)
     with pytest.raises(BundleError, match="is not a bundle"):
         load_bundle(tmp_path)
