@@ -1,6 +1,6 @@
 """The base LM's own 3-shot translation of each English source (sequence-level self-distillation targets), batched
 greedy, first line. usage: distill.py MANIFEST OUT.jsonl [LIMIT]   (scratch, 2026-12-02)"""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -11,6 +11,9 @@ FEW = ("English: Where is the station?\nSpanish: ¿Dónde está la estación?\n"
        "English: We bought bread and cheese.\nSpanish: Compramos pan y queso.\n")
 tok = AutoTokenizer.from_pretrained(LM); tok.padding_side = "left"
 lm = AutoModelForCausalLM.from_pretrained(LM).eval()
+if os.environ.get("ADAPTER"):  # the LM after a LoRA stage: its from-text translation must not fall
+    from peft import PeftModel
+    lm = PeftModel.from_pretrained(lm, os.environ["ADAPTER"]).merge_and_unload().eval()
 NL = tok("\n", add_special_tokens=False).input_ids
 
 @torch.no_grad()
