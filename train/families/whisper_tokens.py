@@ -179,7 +179,7 @@ class WhisperTokensSpeechLM(SpeechLM):
         bos = self.tokenizer.bos_token_id
         if bos is not None and self.tokenizer("a").input_ids[:1] == [bos] and row.prefix_ids[:1] != [bos]:
             # an LM whose tokenizer starts every text with <bos> (Gemma) reads a prompt without it badly: measured on
-            # the first everyday bundle, 8.2 BLEU without it where the same weights score ~28 with it
+            # everyday sentences 1-80, the same weights: BLEU 8.16 without it, 24.37 with it
             row = dataclasses.replace(row, prefix_ids=[bos, *row.prefix_ids])
         return row
 
