@@ -113,11 +113,6 @@ class TokenAudio(SegmentAudio):
         unstable = self.unstable()
         return np.concatenate([self.frozen_embeds, unstable])
 
-    @property
-    def transcript_tokens(self) -> list[int]:
-        """What Whisper heard so far (frozen + tentative), for display and debugging."""
-        return list(self._heard.tokens) if self._heard is not None else []
-
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0

@@ -30,6 +30,16 @@ DEFAULT_BLOCK_S = 2.0  # seconds per independently encoded block
 DEFAULT_STACK = 4  # encoder frames per audio token: 50 frames/s -> 12.5 tokens/s
 
 
+def whisper_encode(enc: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+    """(n, M, F) -> (n, F / 2, D): a Whisper encoder with its positions sliced to the input (whisper.cpp audio_ctx)."""
+    x = nn.functional.gelu(enc.conv1(mel.to(enc.conv1.weight.dtype)))  # (n, D, F)
+    x = nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)  # (n, F / 2, D)
+    x = x + enc.embed_positions.weight[: x.shape[1]]
+    for layer in enc.layers:
+        x = layer(x, None)
+    return enc.layer_norm(x)
+
+
 class Projector(nn.Module):
     """Encoder frames -> LM embeddings: stack `stack` frames, LayerNorm, Linear-GELU-Linear, LayerNorm.
 
@@ -97,13 +107,7 @@ class CompositeSpeechLM(SpeechLM):
 
     def encode_blocks(self, mel: torch.Tensor) -> torch.Tensor:
         """(n, M, F) mel blocks of one length -> (n, F / 2, D) Whisper encoder states."""
-        enc = self.encoder
-        x = nn.functional.gelu(enc.conv1(mel.to(enc.conv1.weight.dtype)))  # (n, D, F)
-        x = nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)  # (n, F / 2, D)
-        x = x + enc.embed_positions.weight[: x.shape[1]]  # positions sliced to the block (whisper.cpp audio_ctx)
-        for layer in enc.layers:
-            x = layer(x, None)
-        return enc.layer_norm(x)
+        return whisper_encode(self.encoder, mel)
 
     def encode_audio(self, mel_blocks: torch.Tensor, block_frames: torch.Tensor, blocks_per_utt: torch.Tensor) -> list:
         """Blocks grouped by length (a partial block is encoded alone, as the runtime will) -> B x (F_i, D) encoder states."""

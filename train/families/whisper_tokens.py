@@ -25,10 +25,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from simulsa.runtime.audio import HOP_LENGTH, SAMPLE_RATE, log_mel
-from simulsa.runtime.ear import start_over, token_cap
+from simulsa.runtime.ear import padded_length, start_over, token_cap
 from simulsa.runtime.errors import ModelError
 from simulsa.runtime.prompt import PromptTemplate
 from simulsa.train.families.base import LoadOptions, SpeechLM, scaled_embedding_table
+from simulsa.train.families.composite import whisper_encode
 from simulsa.train.families.config import AudioSettings, SimulsaConfig
 from simulsa.train.families.notices import copy_notices, notice_files
 
@@ -95,8 +96,7 @@ class WhisperTokensSpeechLM(SpeechLM):
 
     def audio_features(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         """(T,) -> {"mel": (M, F)}: the audio padded with silence to a whole number of windows."""
-        windows = max(1, -(-samples.size // self.window_samples))
-        padded = np.pad(samples.astype(np.float32), (0, windows * self.window_samples - samples.size))
+        padded = np.pad(samples.astype(np.float32), (0, padded_length(samples.size, self.window_samples) - samples.size))
         return {"mel": log_mel(padded, self.simulsa_config.audio.n_mels)}
 
     def collate_audio(self, features: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -110,13 +110,7 @@ class WhisperTokensSpeechLM(SpeechLM):
 
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, M, F) -> (B, F / 2, D) encoder states, positions sliced to the input (whole windows)."""
-        enc = self.whisper.model.encoder
-        x = nn.functional.gelu(enc.conv1(mel))
-        x = nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
-        x = x + enc.embed_positions.weight[: x.shape[1]]
-        for layer in enc.layers:
-            x = layer(x, None)
-        return enc.layer_norm(x)
+        return whisper_encode(self.whisper.model.encoder, mel)
 
     def decoder_states(self, enc: torch.Tensor, tokens: list[list[int]]) -> torch.Tensor:
         """Teacher-forced: (B, S, D) states over prompt + tokens (right-padded with the end token)."""
