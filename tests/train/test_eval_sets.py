@@ -32,7 +32,8 @@ def test_real_recordings_are_pinned():
 def test_builds_everyday_in_the_held_out_voices(fake_world, tmp_path, monkeypatch):  # noqa: F811
     first = eval_sets.everyday_pairs()[:4]  # the stand-in flite is a Python process per utterance: keep it short
     monkeypatch.setattr(eval_sets, "everyday_pairs", lambda: first)
-    counts = build_eval_sets(tmp_path / "ev", EvalSetOptions(voices=("flite:slt", "flite:rms"), real=False))
+    counts = build_eval_sets(tmp_path / "ev", EvalSetOptions(voices=("flite:slt", "flite:rms"), real=False,
+                                                                  human=False))
     rows = [json.loads(line) for line in (tmp_path / "ev" / "everyday.jsonl").read_text().splitlines()]
     assert counts == {"everyday": 8} and len(rows) == 8
     assert {r["voice"] for r in rows} == {"flite:slt", "flite:rms"} and rows[0]["id"] == "ev001-flite-slt"
@@ -50,7 +51,7 @@ def test_real_recordings_are_checked_against_their_pins(fake_world, tmp_path, mo
     monkeypatch.setitem(eval_sets.ORIGINS, "pypi", lambda package, path, scratch: wav.read_bytes())
     monkeypatch.setattr(eval_sets, "real_recordings", lambda: [recording])
     monkeypatch.setattr(eval_sets, "everyday_pairs", lambda: [])
-    options = EvalSetOptions(voices=("flite:slt",))
+    options = EvalSetOptions(voices=("flite:slt",), human=False)
     assert build_eval_sets(tmp_path / "ok", options)["real"] == 1
     row = json.loads((tmp_path / "ok" / "real.jsonl").read_text())
     assert row["voice"] == "human" and sf.info(tmp_path / "ok" / row["audio"]).samplerate == 16000  # 48 kHz resampled
@@ -71,3 +72,18 @@ def test_corpus_eval_command_refuses_bad_input_in_one_line(tmp_path):
         result = CliRunner().invoke(app, ["corpus-eval", *args])
         assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "new").exists()
+
+
+def test_speaks_the_held_out_human_pairs_in_the_held_out_voice(fake_world, tmp_path, monkeypatch):  # noqa: F811
+    pairs = [{"id": "lo0123456789", "source": "Click the button to save the file.", "target": "Pulse el botón para guardar."}]
+    asked = []
+    monkeypatch.setattr(eval_sets, "load_human_pairs", lambda options: asked.append(options.test_size) or {"test": pairs})
+    monkeypatch.setattr(eval_sets, "everyday_pairs", lambda: [])
+    counts = build_eval_sets(tmp_path / "ev", EvalSetOptions(voices=("flite:rms",), real=False, human_voice="flite:slt",
+                                                             human_size=1))  # fmt: skip
+    row = json.loads((tmp_path / "ev" / "human.jsonl").read_text())
+    assert counts == {"everyday": 0, "human": 1} and asked == [1]
+    assert row["id"] == "lo0123456789-flite-slt" and row["voice"] == "flite:slt" and row["target"] == pairs[0]["target"]
+    assert sf.info(tmp_path / "ev" / row["audio"]).samplerate == 16000
+    with pytest.raises(SimulsaError, match="--human-size -1 must be positive"):
+        EvalSetOptions(human_size=-1)

