@@ -41,6 +41,7 @@ TRANSLATE_PANEL, MEASURE_PANEL, BUILD_PANEL, DATA_PANEL, MODELS_PANEL = "Transla
 
 # typer lists commands in the order they are registered: the modules are imported in the order of the panels
 from simulsa.cli import translate_commands  # noqa: E402, F401, I001  (translate, stream)
+from simulsa.cli import serve_commands  # noqa: E402, F401  (serve)
 from simulsa.cli import measure_commands  # noqa: E402, F401  (eval, bench)
 from simulsa.cli import build_commands  # noqa: E402, F401  (compose, align, augment, train, export, probe)
 from simulsa.cli import data_commands  # noqa: E402, F401  (corpus, corpus-text, corpus-speak)

@@ -121,6 +121,9 @@ def stream(
     jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
     srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
+    server: Annotated[str | None, typer.Option(help="Send the audio to a running `simulsa serve` (ws://HOST:PORT) "
+                                                    "instead of loading a model here.")] = None,
+    token: Annotated[str | None, typer.Option(help="The server's --token.", envvar="SIMULSA_TOKEN")] = None,
     threads: Threads = None,
     skip_checksum: SkipChecksum = False,
     verbose: Verbose = False,
@@ -139,15 +142,20 @@ def stream(
                             context_tokens=context_tokens, loop_repeats=loop_repeats,
                             stop_at_line_break=not keep_line_breaks)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
-    session = load_translator(bundle, threads, skip_checksum, verbose).session(options)
+    if server is not None and (bundle is not None or no_cache_reuse):
+        raise SimulsaError("--server streams to a running server's model; leave out --bundle and --no-cache-reuse")
+    session = None if server else load_translator(bundle, threads, skip_checksum, verbose).session(options)
     view, log, finals = LiveView(), EventLog(jsonl), []
     if play:
         from simulsa.runtime.mic import start_playback
 
         start_playback(samples)  # started after the model loaded, so sound and text stay in step
     try:
-        source = _mic_blocks(session) if mic else _file_blocks(samples, chunk_ms, realtime or play)
-        for event in _run(session, source):
+        if server:
+            events = _served(server, token, options, samples, mic, realtime or play)
+        else:
+            events = _run(session, _mic_blocks(session) if mic else _file_blocks(samples, chunk_ms, realtime or play))
+        for event in events:
             view.show(event)
             log.write(event)
             if event.final:
@@ -187,6 +195,23 @@ def _mic_blocks(session):
         finally:
             if microphone.overflows:
                 typer.echo(f"note: {microphone.overflows} input overflows (audio was dropped)", err=True)
+
+
+def _served(url: str, token: str | None, options, samples, mic: bool, realtime: bool):
+    """Events from a `simulsa serve` stream, as the local session's TranslationEvents (same view, log, subtitles)."""
+    import dataclasses
+
+    from simulsa.runtime.server.client import paced_frames, stream_blocks
+    from simulsa.runtime.server.protocol import CLIENT_OPTIONS
+    from simulsa.runtime.session import TranslationEvent
+
+    sent = {name: getattr(options, name) for name in CLIENT_OPTIONS}
+    sent["chunk_ms"] = "inf" if sent["chunk_ms"] == float("inf") else sent["chunk_ms"]
+    blocks = _mic_blocks(None) if mic else paced_frames(samples, 16000, realtime)
+    fields = [f.name for f in dataclasses.fields(TranslationEvent)]
+    for message in stream_blocks(url, blocks, 16000, sent, token):
+        if message["type"] in ("partial", "final"):
+            yield TranslationEvent(**{name: message[name] for name in fields})
 
 
 def _run(session, source):
