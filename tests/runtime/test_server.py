@@ -250,3 +250,12 @@ def test_memory_stays_flat_over_many_sessions(served, speech_like):
     sessions(200)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 40, f"peak resident grew {grown_mb:.0f} MB over 200 sessions"
+
+
+def test_the_load_test_measures_concurrent_real_time_streams(served, speech_like):
+    from simulsa.runtime.server.load import run_load
+
+    ws, _, _ = served
+    result = run_load(ws, speech_like[: 16000 * 2], 16000, clients=2, options=OPTIONS)
+    assert result.clients == 2 and result.errors == 0 and result.events >= 2 * 4  # 4 chunks of 500 ms each + finals
+    assert 0 <= result.added_p50_ms <= result.added_p95_ms and "clients" in result.line()
