@@ -46,6 +46,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Compute threads shared by all streams (0: one per core).")] = 0,
     chunk_ms: Annotated[float, typer.Option(help="Default audio per step for clients that do not say.")] = 500,
     hold: Annotated[int, typer.Option(help="Default hold for clients that do not say.")] = 3,
+    vad: Annotated[str, typer.Option(help="Default voice-activity detector: energy or silero.")] = "energy",
     max_session_s: Annotated[float, typer.Option(help="Longest stream, seconds of audio.")] = 4 * 3600.0,
     idle_timeout_s: Annotated[float, typer.Option(help="A stream with no message for this long is closed.")] = 60.0,
     log_file: Annotated[Path | None, typer.Option(help="Write the JSON log here too (default: stderr only).")] = None,
@@ -68,7 +69,7 @@ def serve(
                                  "pip install 'simulsa[serve]'") from None  # fmt: skip
     options = ServeOptions(host=host, port=port, max_sessions=max_sessions, token=token,
                            allow_origins=tuple(allow_origin or ()), workers=workers,
-                           stream=StreamOptions(chunk_ms=chunk_ms, hold=hold), max_session_s=max_session_s,
+                           stream=StreamOptions(chunk_ms=chunk_ms, hold=hold, vad=vad), max_session_s=max_session_s,
                            idle_timeout_s=idle_timeout_s)  # fmt: skip
     _configure_logging(log_file)
     sock = bind(host, port)  # before loading the model: a port in use fails at once

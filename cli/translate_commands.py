@@ -115,6 +115,8 @@ def stream(
     no_cache_reuse: Annotated[bool, typer.Option(help="Recompute everything each step (checks, benchmarks).")] = False,
     max_segment_s: Annotated[float, typer.Option(help="Longest segment without a pause, seconds.")] = 20.0,
     min_silence_ms: Annotated[int, typer.Option(help="Pause that ends a segment, milliseconds.")] = 600,
+    vad: Annotated[str, typer.Option(help="Voice-activity detector that finds the pauses: energy, or silero (tells "
+                                          "speech from noise; fetched once from the pinned silero-vad wheel).")] = "energy",
     context_tokens: Annotated[int, typer.Option(help="Earlier segments' tokens kept as context (0 = none).")] = 0,
     loop_repeats: LoopRepeats = 4,
     keep_line_breaks: KeepLineBreaks = False,
@@ -138,7 +140,7 @@ def stream(
     check_output_files(jsonl=jsonl, srt=srt, vtt=vtt)
     audio = _example_audio() if example else audio
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
-                            max_segment_s=max_segment_s, min_silence_ms=min_silence_ms,
+                            max_segment_s=max_segment_s, min_silence_ms=min_silence_ms, vad=vad,
                             context_tokens=context_tokens, loop_repeats=loop_repeats,
                             stop_at_line_break=not keep_line_breaks)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None

@@ -80,15 +80,21 @@ def _replace(new: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename: readers never see half a file, and a failure leaves nothing."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename: readers never see half a file, and a failure leaves nothing."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, obj: object) -> None:

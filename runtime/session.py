@@ -32,7 +32,7 @@ from simulsa.runtime.onnx_model import OnnxSpeechModel
 from simulsa.runtime.policies import POLICIES, PolicyState
 from simulsa.runtime.segment_audio import SEGMENT_AUDIO
 from simulsa.runtime.text import IncrementalText
-from simulsa.runtime.vad import EnergyVad
+from simulsa.runtime.vad import VADS
 
 LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
 LOOP_MAX_PERIOD = 8  # longest phrase, in tokens, the loop guard looks for
@@ -80,7 +80,8 @@ class StreamOptions:
     max_segment_s: float = 20.0  # a segment ends after this much audio even without a pause
     max_segment_tokens: int = 200  # ... or this many committed tokens
     min_silence_ms: int = 600  # a pause this long after speech ends a segment
-    vad_threshold_db: float = -45.0  # frames louder than this (dBFS) are speech
+    vad: str = "energy"  # energy | silero (runtime/vad.py)
+    vad_threshold_db: float = -45.0  # energy VAD: frames louder than this (dBFS) are speech
     context_tokens: int = 0  # committed tokens of earlier segments placed before the prompt
     loop_repeats: int = 4  # a phrase (<= 8 tokens) repeated this often in a row ends the proposal, kept once; 0: off
     stop_at_line_break: bool = True  # a token holding a line break ends the proposal (see line_break_ids)
@@ -88,6 +89,8 @@ class StreamOptions:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise SimulsaError(f"unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if self.vad not in VADS:
+            raise SimulsaError(f"unknown vad {self.vad!r}; choose one of {', '.join(VADS)}")
         checks = {"chunk_ms": self.chunk_ms > 0, "hold": self.hold >= 0, "max_new_tokens": self.max_new_tokens > 0,
                   "max_segment_s": self.max_segment_s > 0, "max_segment_tokens": self.max_segment_tokens > 0,
                   "min_silence_ms": self.min_silence_ms > 0, "context_tokens": self.context_tokens >= 0,
@@ -217,7 +220,7 @@ class StreamSession:
     def _new_segment(self) -> None:
         dims = self.model.bundle.dims
         self.audio = SEGMENT_AUDIO[self.model.bundle.family](self.model)
-        self.vad = EnergyVad(self.options.vad_threshold_db, self.options.min_silence_ms)
+        self.vad = VADS[self.options.vad](self.options)
         self.committed: list[int] = []
         self.previous: tuple[int, ...] | None = None
         self.text = IncrementalText(self.tokenizer)

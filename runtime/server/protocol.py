@@ -30,7 +30,7 @@ MAX_SAMPLE_RATE = 192_000
 MAX_CHANNELS = 8
 # the stream options a client may set, and their JSON type; the rest (cache_reuse, loop guard, …) are the server's
 CLIENT_OPTIONS = {"chunk_ms": float, "policy": str, "hold": int, "max_new_tokens": int, "max_segment_s": float,
-                  "min_silence_ms": int, "vad_threshold_db": float, "context_tokens": int}  # fmt: skip
+                  "min_silence_ms": int, "vad": str, "vad_threshold_db": float, "context_tokens": int}  # fmt: skip
 
 
 class CloseCode:

