@@ -259,3 +259,23 @@ def test_the_load_test_measures_concurrent_real_time_streams(served, speech_like
     result = run_load(ws, speech_like[: 16000 * 2], 16000, clients=2, options=OPTIONS)
     assert result.clients == 2 and result.errors == 0 and result.events >= 2 * 4  # 4 chunks of 500 ms each + finals
     assert 0 <= result.added_p50_ms <= result.added_p95_ms and "clients" in result.line()
+
+
+def test_simulsa_stream_with_server_shows_the_servers_events(served, speech_like, tmp_path):
+    from typer.testing import CliRunner
+
+    from simulsa.cli.app import app
+    from simulsa.runtime.audio import write_wav
+
+    ws, _, _ = served
+    wav = tmp_path / "speech.wav"
+    write_wav(wav, speech_like)
+    result = CliRunner().invoke(app, ["stream", str(wav), "--server", ws, "--chunk-ms", "500", "--hold", "2",
+                                      "--jsonl", str(tmp_path / "ev.jsonl"), "--srt", str(tmp_path / "out.srt")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    direct = [m for m in stream_file(ws, speech_like, 16000, OPTIONS, realtime=False) if m["type"] in ("partial", "final")]
+    assert [e["committed"] for e in logged] == [e["committed"] for e in direct] and logged[-1]["final"]
+    assert (tmp_path / "out.srt").read_text().startswith("1\n00:00:")
+    refused = CliRunner().invoke(app, ["stream", str(wav), "--server", "http://x", "--chunk-ms", "500"])
+    assert refused.exit_code == 1 and "--server 'http://x' must be a ws:// or wss:// address" in refused.output
