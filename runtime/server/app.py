@@ -140,7 +140,7 @@ class Connection:
         self.close_code = CloseCode.NORMAL
         self.received_s = 0.0  # audio received, in seconds
         self.queued_s = 0.0  # ... of which not yet handed to compute
-        self.events: list[TranslationEvent] = []
+        self.finals: list[TranslationEvent] = []
         self.message_times: collections.deque[float] = collections.deque()
         self.start: StartMessage | None = None
 
@@ -178,7 +178,10 @@ class Connection:
     async def compute(self) -> None:
         """Queued audio -> events, in order; "end" (or a shutdown) -> finish, finals, the end message."""
         loop = asyncio.get_running_loop()
-        session = await loop.run_in_executor(self.server.pool, self.server.translator.session, self.start.options)
+        try:
+            session = await loop.run_in_executor(self.server.pool, self.server.translator.session, self.start.options)
+        except SimulsaError as error:  # options this model cannot take (e.g. max_segment_s beyond its window)
+            raise ProtocolError(f"bad stream options for this model: {error}", CloseCode.UNSUPPORTED_DATA) from None
         while True:
             batch = [await self.queue.get()]
             while not self.queue.empty():
@@ -203,12 +206,12 @@ class Connection:
         for samples in audio:
             session.accept_audio(samples, self.start.sample_rate)
         events = session.step() + (session.finish() if finished else [])
-        self.events += events
+        self.finals += [event for event in events if event.final]  # the subtitles need only these: memory stays small
         return events
 
     def _end_message(self) -> dict:
-        subtitles = {name: render(cues_from_events(self.events)) for name, render in SUBTITLE_FORMATS.items()}
-        text = " ".join(e.segment_text.strip() for e in self.events if e.final and e.segment_text.strip())
+        subtitles = {name: render(cues_from_events(self.finals)) for name, render in SUBTITLE_FORMATS.items()}
+        text = " ".join(e.segment_text.strip() for e in self.finals if e.segment_text.strip())
         return {"type": "end", "session": self.id, "audio_ms": round(1000 * self.received_s, 1), "text": text, **subtitles,
                 **({"reason": "the server is shutting down"} if self.close_code == CloseCode.GOING_AWAY else {})}  # fmt: skip
 

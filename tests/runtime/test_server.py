@@ -129,6 +129,8 @@ FAULTS = {  # name -> (what the client sends after connecting, the close code, a
     "wrong rate": ([json.dumps({**START, "sample_rate": 0})], CloseCode.UNSUPPORTED_DATA, "sample_rate must be"),
     "unknown option": ([json.dumps({**START, "options": {"beam": 4}})], CloseCode.UNSUPPORTED_DATA, "unknown stream option"),
     "bad option": ([json.dumps({**START, "options": {"hold": -1}})], CloseCode.UNSUPPORTED_DATA, "hold is out of range"),
+    "option the model cannot take": ([json.dumps({**START, "options": {"max_segment_s": 600}})], CloseCode.UNSUPPORTED_DATA,
+                                     "exceeds the whisper-tokens window"),
     "oversized frame": ([json.dumps(START), b"\x00" * 100_000], CloseCode.MESSAGE_TOO_BIG, "over the limit of 64000"),
     "flood of tiny frames": ([json.dumps(START)] + [b"\x00\x00"] * 400, CloseCode.POLICY_VIOLATION, "messages a second"),
     "unknown message": ([json.dumps(START), json.dumps({"type": "pause"})], CloseCode.PROTOCOL_ERROR, "'pause'"),
