@@ -18,6 +18,9 @@ TOPK = 8
 
 tok = AutoTokenizer.from_pretrained(LM)
 lm = AutoModelForCausalLM.from_pretrained(LM, torch_dtype=torch.float32).eval()
+if os.environ.get("LM_ADAPTER"):  # a LoRA already trained on the LM (e.g. on human text pairs), merged and kept frozen
+    from peft import PeftModel
+    lm = PeftModel.from_pretrained(lm, os.environ["LM_ADAPTER"]).merge_and_unload().eval()
 for p in lm.parameters():
     p.requires_grad_(False)
 embed = lm.get_input_embeddings()
