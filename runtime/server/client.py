@@ -36,14 +36,16 @@ def _connect(url: str, token: str | None):
 
 
 def paced_frames(samples: np.ndarray, sample_rate: int, realtime: bool = True, frame_s: float = FRAME_S) -> Iterator[np.ndarray]:
-    """A file as frames of `frame_s`; with `realtime`, frame k is released when its audio would have been spoken."""
+    """A file as frames of `frame_s`; with `realtime`, a frame is released once all of its audio would have been
+    spoken (as a microphone delivers a block when it is recorded)."""
     mono = to_mono(np.asarray(samples)).astype(np.float32)
     step = max(1, int(frame_s * sample_rate))
     began = time.perf_counter()
-    for k, start in enumerate(range(0, mono.size, step)):
+    for start in range(0, mono.size, step):
+        frame = mono[start : start + step]
         if realtime:
-            time.sleep(max(0.0, began + k * frame_s - time.perf_counter()))
-        yield mono[start : start + step]
+            time.sleep(max(0.0, began + (start + frame.size) / sample_rate - time.perf_counter()))
+        yield frame
 
 
 def stream_file(url: str, samples: np.ndarray, sample_rate: int, options: dict | None = None, token: str | None = None,
