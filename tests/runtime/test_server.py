@@ -281,3 +281,26 @@ def test_simulsa_stream_with_server_shows_the_servers_events(served, speech_like
     assert (tmp_path / "out.srt").read_text().startswith("1\n00:00:")
     refused = CliRunner().invoke(app, ["stream", str(wav), "--server", "http://x", "--chunk-ms", "500"])
     assert refused.exit_code == 1 and "--server 'http://x' must be a ws:// or wss:// address" in refused.output
+
+
+def test_a_client_that_never_reads_is_dropped_and_others_are_served(translator, speech_like):
+    import socket as sockets
+
+    with running(translator, send_timeout_s=1.0, max_messages_per_s=10_000) as (ws, http, _):
+        raw = sockets.socket()
+        raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)  # a full receive window after a few events
+        raw.connect(("127.0.0.1", int(ws.rsplit(":", 1)[1])))
+        silent = connect(ws + "/v1/stream", sock=raw)
+        silent.send(json.dumps({**START, "options": {"chunk_ms": 20}}))  # an event every 20 ms of audio
+        frame = encode_pcm_s16le(np.tile(speech_like, 8)[: 16000 * 60])
+        with contextlib.suppress(Exception):  # never reads; sends 60 s of audio as fast as it can
+            for start in range(0, len(frame), 32_000):
+                silent.send(frame[start : start + 32_000])
+        deadline = time.monotonic() + 60
+        while json.loads(http_get(http + "/healthz")[1])["sessions_open"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert json.loads(http_get(http + "/healthz")[1])["sessions_open"] == 0, "the silent client was not dropped"
+        metrics = http_get(http + "/metrics")[1]
+        assert 'simulsa_errors_total{reason="protocol_1008"} 1' in metrics
+        assert list(stream_file(ws, speech_like[:16000], 16000, OPTIONS, realtime=False))[-1]["type"] == "end"
+        raw.close()
