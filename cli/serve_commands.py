@@ -11,6 +11,7 @@ import typer
 
 from simulsa.cli.app import TRANSLATE_PANEL, app, reports_errors
 from simulsa.cli.shared import DefaultableBundle, SkipChecksum, Threads, Verbose, load_translator
+from simulsa.runtime.errors import SimulsaError
 
 command = functools.partial(app.command, rich_help_panel=TRANSLATE_PANEL)
 
@@ -56,17 +57,17 @@ def serve(
 ) -> None:
     """Serve the model over WebSocket (/v1/stream), with a browser page (/), captions for OBS (/captions),
     /healthz and /metrics."""
-    from simulsa.runtime.server.options import ServeOptions
-    from simulsa.runtime.server.run import bind, serve_forever
-    from simulsa.runtime.session import StreamOptions
-
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
         import websockets  # noqa: F401
     except ImportError as missing:
-        raise typer.BadParameter(f"simulsa serve needs the [serve] extra ({missing.name} is missing): "
-                                 "pip install 'simulsa[serve]'") from None  # fmt: skip
+        raise SimulsaError(f"simulsa serve needs the [serve] extra ({missing.name or missing}): "
+                           "pip install 'simulsa[serve]'") from None  # fmt: skip
+    from simulsa.runtime.server.options import ServeOptions
+    from simulsa.runtime.server.run import bind, serve_forever
+    from simulsa.runtime.session import StreamOptions
+
     options = ServeOptions(host=host, port=port, max_sessions=max_sessions, token=token,
                            allow_origins=tuple(allow_origin or ()), workers=workers,
                            stream=StreamOptions(chunk_ms=chunk_ms, hold=hold, vad=vad), max_session_s=max_session_s,

@@ -23,7 +23,10 @@ FRAME_S = 0.1  # audio per binary frame of a file
 
 
 def _connect(url: str, token: str | None):
-    from websockets.sync.client import connect
+    try:
+        from websockets.sync.client import connect
+    except ImportError:
+        raise SimulsaError("--server needs the websockets package: pip install 'simulsa[serve]'") from None
 
     if not url.startswith(("ws://", "wss://")):
         raise SimulsaError(f"--server {url!r} must be a ws:// or wss:// address, e.g. ws://127.0.0.1:8765")

@@ -304,3 +304,22 @@ def test_a_client_that_never_reads_is_dropped_and_others_are_served(translator, 
         assert 'simulsa_errors_total{reason="protocol_1008"} 1' in metrics
         assert list(stream_file(ws, speech_like[:16000], 16000, OPTIONS, realtime=False))[-1]["type"] == "end"
         raw.close()
+
+
+def test_serve_without_the_extra_says_what_to_install(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class NoServe(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'uvicorn':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoServe())\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "simulsa.cli", "serve"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(hook)})  # fmt: skip
+    assert result.returncode == 1 and "simulsa serve needs the [serve] extra (uvicorn): pip install" in result.stderr
