@@ -23,7 +23,7 @@ from simulsa.runtime.session import Translator  # noqa: E402
 from tests.runtime.test_server import running  # noqa: E402
 
 
-def test_the_page_shows_committed_text_from_the_microphone(tiny_bundles, speech_like, tmp_path):
+def test_the_page_shows_committed_text_from_the_microphone_and_the_overlay_shows_it_too(tiny_bundles, speech_like, tmp_path):
     wav = tmp_path / "speech.wav"
     write_wav(wav, speech_like)
     translator = Translator.from_bundle(tiny_bundles["whisper-tokens", "none"])
@@ -32,15 +32,18 @@ def test_the_page_shows_committed_text_from_the_microphone(tiny_bundles, speech_
     with running(translator) as (_, http, _), playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         try:
+            captions = browser.new_page()  # the OBS overlay, open before the stream starts
+            captions.goto(http + "/captions")
             page = browser.new_page()
             console = []
             page.on("console", lambda message: console.append(message.text))
-            page.goto(http + "/?chunk=500")
+            page.goto(http + "/")
             page.select_option("#chunk_ms", "500")
             page.click("#start")
             page.wait_for_function("document.querySelector('#transcript .committed')?.textContent.trim().length > 0",
                                    timeout=30_000)  # fmt: skip
             assert "listening" in page.inner_text("#status")
+            captions.wait_for_function("document.querySelector('#captions').textContent.trim().length > 0", timeout=30_000)
             if os.environ.get("SIMULSA_SCREENSHOT"):
                 page.screenshot(path=os.environ["SIMULSA_SCREENSHOT"])
             page.click("#stop")
