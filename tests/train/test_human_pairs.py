@@ -8,7 +8,7 @@ import pytest
 
 from simulsa.runtime.errors import SimulsaError
 from simulsa.train.corpus import human_pairs
-from simulsa.train.corpus.human_pairs import HumanPairOptions, is_spoken_pair, write_human_pairs
+from simulsa.train.corpus.human_pairs import HumanPairOptions, is_spoken_pair
 
 PAGE = """<html><body><h1 id="hd_1">{title}</h1>
 <p id="par_1" class="paragraph">{first}</p>
@@ -60,10 +60,21 @@ def test_the_split_is_deterministic_disjoint_and_sized(tmp_path):
     assert [len(sources[name]) for name in ("test", "dev", "train")] == [2, 1, 6]  # 8 first sentences + 1 on every page
     assert len(set().union(*sources.values())) == 9
     assert human_pairs.load_human_pairs(options) == splits  # the same split every time
-    out = tmp_path / "test.jsonl"
-    assert write_human_pairs(out, "test", options) == 2
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["source"] for r in rows] == sources["test"] and rows[0]["tgt_lang"] == "es" and rows[0]["id"].startswith("lo")
+
+
+def test_corpus_human_writes_the_three_splits(tmp_path):
+    from typer.testing import CliRunner
+
+    from simulsa.cli.app import app
+
+    root = help_tree(tmp_path / "tree", pages=8)
+    result = CliRunner().invoke(app, ["corpus-human", "--out", str(tmp_path / "human"), "--help-root", str(root),
+                                      "--test-size", "2", "--dev-size", "1"])  # fmt: skip
+    assert result.exit_code == 0 and "test.jsonl: 2 pairs, dev.jsonl: 1 pairs, train.jsonl: 6 pairs" in result.output
+    splits = human_pairs.load_human_pairs(HumanPairOptions(test_size=2, dev_size=1, help_root=root))
+    rows = [json.loads(line) for line in (tmp_path / "human" / "test.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in rows] == [r["source"] for r in splits["test"]]
+    assert rows[0]["tgt_lang"] == "es" and rows[0]["id"].startswith("lo")
 
 
 def test_bad_options_name_the_value(tmp_path):
@@ -71,6 +82,3 @@ def test_bad_options_name_the_value(tmp_path):
         HumanPairOptions(dev_size=-1)
     with pytest.raises(SimulsaError, match="has no usr/share/libreoffice/help/es"):
         HumanPairOptions(help_root=tmp_path)
-    with pytest.raises(SimulsaError, match="--split 'all' is not one of test, dev, train"):
-        write_human_pairs(tmp_path / "x.jsonl", "all", HumanPairOptions(help_root=help_tree(tmp_path)))
-    assert not (tmp_path / "x.jsonl").exists()

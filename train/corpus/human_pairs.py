@@ -23,12 +23,13 @@ from pathlib import Path
 
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import write_text_atomic
+from simulsa.train.corpus.programs import debian_package_root
 
 PACKAGES = {"en": "libreoffice-help-en-us", "es": "libreoffice-help-es"}
 HELP_ROOT = Path("usr/share/libreoffice/help")
 LANG_DIRS = {"en": "en-US", "es": "es"}
 TEXT_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6"}  # the elements whose `id` both languages share
-SPLITS = ("test", "dev", "train")
+SPLITS = ("test", "dev", "train")  # in hash order: the first test_size, the next dev_size, the rest
 MIN_WORDS, MAX_WORDS = 4, 24
 # A sentence a person would say aloud: a capital letter first, a full stop last, words and light punctuation between
 # (no menu paths "Format - Cells", no keys "Ctrl+", no code, no numbers-as-identifiers).
@@ -111,12 +112,6 @@ def aligned_pairs(help_root: Path) -> Iterator[tuple[str, str]]:
                 yield english, spanish[element_id]
 
 
-def split_of(english: str, options: HumanPairOptions, rank: dict[str, int]) -> str:
-    """test / dev / train by the sentence's place in hash order (the same everywhere, for the same options)."""
-    place = rank[english]
-    return "test" if place < options.test_size else "dev" if place < options.test_size + options.dev_size else "train"
-
-
 def hash_key(english: str) -> str:
     return hashlib.sha1(" ".join(english.lower().split()).encode()).hexdigest()
 
@@ -129,19 +124,14 @@ def human_pairs(help_root: Path, options: HumanPairOptions) -> dict[str, list[di
             first.setdefault(english, spanish)  # the first translation of a repeated sentence
     if not first:
         raise SimulsaError(f"no sentence pairs under {help_root / HELP_ROOT}; is it the unpacked libreoffice-help packages?")
-    order = sorted(first, key=hash_key)
-    rank = {english: place for place, english in enumerate(order)}
-    splits: dict[str, list[dict[str, str]]] = {name: [] for name in SPLITS}
-    for english in order:
-        splits[split_of(english, options, rank)].append(
-            {"id": f"lo{hash_key(english)[:10]}", "source": english, "target": first[english]})
-    return splits
+    keyed = sorted((hash_key(english), english) for english in first)  # hash order: the split
+    rows = [{"id": f"lo{key[:10]}", "source": english, "target": first[english]} for key, english in keyed]
+    dev_end = options.test_size + options.dev_size
+    return {"test": rows[: options.test_size], "dev": rows[options.test_size : dev_end], "train": rows[dev_end:]}
 
 
 def fetch_help(scratch: Path) -> Path:
     """Unpack both help packages into scratch (installed copies are used where present); -> the root holding usr/."""
-    from simulsa.train.corpus.eval_sets import debian_package_root
-
     roots = {lang: debian_package_root(package, scratch) for lang, package in PACKAGES.items()}
     if roots["en"] == roots["es"]:
         return roots["en"]
@@ -165,12 +155,3 @@ def write_pairs(out: Path, rows: list[dict[str, str]], src_lang: str = "en", tgt
     """Rows as a text-pair JSONL (id, source, target, src_lang, tgt_lang), written atomically."""
     lines = [json.dumps({**row, "src_lang": src_lang, "tgt_lang": tgt_lang}, ensure_ascii=False) for row in rows]
     write_text_atomic(out, "".join(line + "\n" for line in lines))
-
-
-def write_human_pairs(out: Path, split: str, options: HumanPairOptions) -> int:
-    """One split as a text-pair JSONL; -> rows."""
-    if split not in SPLITS:
-        raise SimulsaError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
-    rows = load_human_pairs(options)[split]
-    write_pairs(out, rows)
-    return len(rows)
