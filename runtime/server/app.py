@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -95,18 +95,19 @@ class StreamServer:
 
     # ---- admission ----------------------------------------------------------------------
 
-    def check_access(self, scope_headers: dict[str, str], query: dict[str, str], scheme: str) -> None:
+    def check_access(self, client: HTTPConnection) -> None:
         """Token and Origin, for WebSockets and the protected pages; raises Refusal."""
+        headers = client.headers  # case-insensitive
         if self.options.token:
-            bearer = scope_headers.get("authorization", "")
-            given = bearer[7:] if bearer.lower().startswith("bearer ") else query.get("token", "")
+            bearer = headers.get("authorization", "")
+            given = bearer[7:] if bearer.lower().startswith("bearer ") else client.query_params.get("token", "")
             if not hmac.compare_digest(given.encode(), self.options.token.encode()):
                 raise Refusal("a valid token is required ('Authorization: Bearer T' or ?token=T)",
                               CloseCode.POLICY_VIOLATION, "unauthorized")  # fmt: skip
-        origin = scope_headers.get("origin")
+        origin = headers.get("origin")
         if origin is None:  # not a browser: nothing to check
             return
-        own = f"{'https' if scheme in ('https', 'wss') else 'http'}://{scope_headers.get('host', '')}"
+        own = f"{'https' if client.url.scheme in ('https', 'wss') else 'http'}://{headers.get('host', '')}"
         if origin != own and origin not in self.options.allow_origins and "*" not in self.options.allow_origins:
             raise Refusal(f"origin {origin} is not allowed (serve with --allow-origin {origin})", CloseCode.POLICY_VIOLATION,
                           "origin")  # fmt: skip
@@ -256,13 +257,9 @@ class Connection:
         reader, computer = asyncio.create_task(self.read()), asyncio.create_task(self.compute())
         try:
             done, _ = await asyncio.wait({reader, computer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done and reader.exception() is None:  # "end" queued: let the computer finish the stream
-                await computer
-            for task in (reader, computer):
-                if task.done() and task.exception() is not None:
-                    raise task.exception()
-            if not computer.done():
-                await computer
+            if reader in done:
+                reader.result()  # a fault of the client's raises here; after "end" it returns
+            await computer  # "end" (or a shutdown) was queued: the computer finishes the stream
         finally:
             for task in (reader, computer):
                 task.cancel()
@@ -280,8 +277,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
     connection = Connection(server, websocket)
     code, reason = CloseCode.NORMAL, "ok"
     try:
-        server.check_access({k.lower(): v for k, v in websocket.headers.items()}, dict(websocket.query_params),
-                            websocket.url.scheme)  # fmt: skip
+        server.check_access(websocket)
         server.admit()
     except Refusal as refusal:
         server.metrics.error(refusal.reason)
@@ -341,8 +337,7 @@ async def captions_endpoint(websocket: WebSocket) -> None:
     server: StreamServer = websocket.app.state.server
     await websocket.accept()
     try:
-        server.check_access({k.lower(): v for k, v in websocket.headers.items()}, dict(websocket.query_params),
-                            websocket.url.scheme)  # fmt: skip
+        server.check_access(websocket)
     except Refusal as refusal:
         await _close_with_error(websocket, str(refusal), refusal.code)
         return
@@ -369,8 +364,7 @@ def _protected(endpoint):
     async def guarded(request: Request) -> Response:
         server: StreamServer = request.app.state.server
         try:
-            server.check_access({k.lower(): v for k, v in request.headers.items()}, dict(request.query_params),
-                                request.url.scheme)  # fmt: skip
+            server.check_access(request)
         except Refusal as refusal:
             return PlainTextResponse(str(refusal) + "\n", status_code=401 if refusal.reason == "unauthorized" else 403)
         return await endpoint(request)
