@@ -323,3 +323,21 @@ def test_serve_without_the_extra_says_what_to_install(tmp_path):
     result = subprocess.run([sys.executable, "-m", "simulsa.cli", "serve"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(hook)})  # fmt: skip
     assert result.returncode == 1 and "simulsa serve needs the [serve] extra (uvicorn): pip install" in result.stderr
+
+
+def test_ctrl_c_on_a_live_source_still_gets_the_finals_and_the_end(served, speech_like):
+    import _thread
+
+    from simulsa.runtime.server.client import stream_blocks
+
+    ws, _, _ = served
+
+    def microphone():  # like --mic: blocks forever, until the user presses Ctrl-C
+        for k in range(10_000):
+            yield speech_like[(k % 20) * 1600 : (k % 20 + 1) * 1600]
+            time.sleep(0.01)
+            if k == 20:
+                _thread.interrupt_main()  # Ctrl-C, delivered to the main thread (the reader)
+
+    messages = list(stream_blocks(ws, microphone(), 16000, OPTIONS))
+    assert messages[-1]["type"] == "end" and any(m["type"] == "final" for m in messages)
