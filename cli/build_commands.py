@@ -187,26 +187,32 @@ def train(
 
 
 @command("export", epilog="Examples:\n\n  simulsa export ckpt --out bundle --quantize int8\n\n"
-             "  simulsa export ckpt --out bundle --quantize int8 --keep-fp32 lm_head   (output head stays fp32)")  # fmt: skip
+             "  simulsa export ckpt --out bundle --quantize int4 --block-size 32\n\n"
+             "  simulsa export ckpt --out old --decoder torchscript   (the previous graph, to compare)")  # fmt: skip
 @reports_errors
 def export_bundle(
     checkpoint: Annotated[str, typer.Argument(help="A simulsa train output or a model folder.")],
     out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
-    quantize: Annotated[str, typer.Option(help="int8 (integer kernels on CPU) or none (fp32).")] = "int8",
-    keep_fp32: Annotated[list[str] | None, typer.Option(help="Regex on ONNX node names kept fp32 (repeatable).")] = None,
+    quantize: Annotated[str, typer.Option(help="int8 or int4 (integer kernels on CPU), or none (fp32).")] = "int8",
+    block_size: Annotated[int, typer.Option(help="Weights per quantization scale (MatMulNBits block).")] = 32,
+    decoder: Annotated[str, typer.Option(help="auto: the fused graph (KV buffers bound in place) where the builder knows "
+                                              "the LM, else torchscript; or force one of them.")] = "auto",
+    max_length: Annotated[int, typer.Option(help="Fused decoder: the longest sequence it decodes (positions).")] = 4096,
+    keep_fp32: Annotated[list[str] | None, typer.Option(help="Regex on ONNX node names kept fp32 (repeatable), "
+                                                             "e.g. lm_head.")] = None,
     verify: Annotated[bool, typer.Option(help="Check the bundle against torch (fp32 parity is required).")] = True,
     full_tokenizer: Annotated[bool, typer.Option(help="Keep the BPE merges in tokenizer.json (the runtime only decodes: "
                                                       "without them it loads in a fifth of the memory).")] = False,
     force: Force = False,
 ) -> None:
     """Merge the adapter, export ONNX graphs with a KV cache, quantize, verify, and write a bundle."""
+    from simulsa.export.graphs import DecoderGraphOptions
+    from simulsa.export.pipeline import ExportOptions, run_export
     from simulsa.export.quantize import QuantizeOptions
 
-    options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()))
-    from simulsa.export.pipeline import ExportOptions, run_export
-
+    options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size)
     result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force,
-                                      full_tokenizer=full_tokenizer))  # fmt: skip
+                                      full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length)))  # fmt: skip
     for report in result.reports:
         typer.echo(report.table())
     typer.echo(f"wrote {out}: weights {result.bundle_bytes / 1e6:.2f} MB ({quantize}); fp32 {result.fp32_bytes / 1e6:.2f} MB, "

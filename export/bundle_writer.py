@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from simulsa.export.graphs import LmDims
-from simulsa.export.wrappers import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 from simulsa.runtime import __version__
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
-from simulsa.runtime.bundle import BUNDLE_JSON, SCHEMA_VERSION, sha256_of
+from simulsa.runtime.bundle import BUNDLE_JSON, PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, SCHEMA_VERSION, sha256_of
 from simulsa.runtime.features import samples_per_token
 from simulsa.runtime.files import write_json_atomic
 from simulsa.train.families.base import SpeechLM

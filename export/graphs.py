@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
+from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
 from simulsa.export.wrappers import BlockEncoderWrapper, DecoderWrapper, WindowEncoderWrapper
+from simulsa.runtime.bundle import DECODER_KINDS, FUSED_INPUTS
+from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
+from simulsa.runtime.errors import SimulsaError
 from simulsa.train.families.base import SpeechLM
 
 ONNX_OPSET = 17
@@ -118,14 +123,69 @@ def _deduped(io: dict[str, list[str]], path: Path) -> dict[str, list[str]]:
 AUDIO_GRAPHS = {"composite": _audio_encoder_graph, "qwen2-audio": _audio_encoder_graph, "whisper-tokens": _ear_graphs}
 
 
-def export_graphs(model: SpeechLM, folder: Path) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
-    """Write the audio graphs and the decoder graph; return their input/output names and files for bundle.json."""
+@dataclasses.dataclass(frozen=True)
+class DecoderGraphOptions:
+    kind: str = "auto"  # auto (fused where the builder knows the LM, else torchscript) | fused | torchscript
+    max_length: int = 4096  # fused: the longest sequence the graph decodes (its rotary tables)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", *DECODER_KINDS):
+            raise SimulsaError(f"--decoder must be auto, {' or '.join(DECODER_KINDS)}, got {self.kind!r}")
+        if self.max_length < 16:
+            raise SimulsaError(f"--max-length must be at least 16, got {self.max_length}")
+
+
+def lm_architecture(model: SpeechLM) -> LmArchitecture:
+    return LmArchitecture.from_config(model.text_config.to_dict())
+
+
+def resolve_decoder_kind(model: SpeechLM, options: DecoderGraphOptions) -> str:
+    """auto: fused when the builder writes this LM; an explicit `fused` for an LM it does not know fails here."""
+    if options.kind == "torchscript":
+        return "torchscript"
+    try:
+        lm_architecture(model)
+    except UnsupportedArchitecture:
+        if options.kind == "fused":
+            raise
+        return "torchscript"
+    return "fused"
+
+
+def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: DecoderGraphOptions, block_size: int = 32,
+                        keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:  # fmt: skip
+    """The fused graph from the model's (merged) weights, quantized as it is written; returns the files and fp32 nodes."""
+    weights = StateDictSource(model.lm_state_dict(), lambda t: t.detach().float().cpu().numpy())
+    graph_options = FusedDecoderOptions(quantize=quantize, block_size=block_size, max_length=options.max_length,
+                                        keep_fp32=keep_fp32)  # fmt: skip
+    return build_fused_decoder(lm_architecture(model), weights, graph_options, path)
+
+
+def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> dict:
+    files, _ = write_fused_decoder(model, folder / DECODER_FILE, "none", options)
+    return {"kind": "fused", "max_length": options.max_length, "kv_capacity": DEFAULT_KV_CAPACITY, "files": files,
+            "inputs": list(FUSED_INPUTS), "outputs": ["logits"],
+            "kv_layout": "(batch, kv_heads, buffer, head_dim), one buffer bound to past and present"}  # fmt: skip
+
+
+def _torchscript_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> dict:
     dims = LmDims.of(model)
-    io, files = AUDIO_GRAPHS[model.family](model, folder)
     decoder = DecoderWrapper(model, dims.num_layers)
-    io["decoder"] = _export_wrapper(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim),
-                                    folder / DECODER_FILE)  # fmt: skip
-    return io, {**files, "decoder": DECODER_FILE}
+    io = _export_wrapper(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim), folder / DECODER_FILE)
+    return {"kind": "torchscript", "files": [DECODER_FILE], **io,
+            "kv_layout": "(batch, kv_heads, past, head_dim); present = past + new, returned as new arrays"}  # fmt: skip
+
+
+DECODER_GRAPHS = {"fused": _fused_decoder, "torchscript": _torchscript_decoder}
+
+
+def export_graphs(model: SpeechLM, folder: Path, decoder: DecoderGraphOptions = DecoderGraphOptions()
+                  ) -> tuple[dict, dict[str, str], dict]:  # fmt: skip
+    """Write the audio graphs and the decoder graph; return their input/output names, files and the decoder record."""
+    io, files = AUDIO_GRAPHS[model.family](model, folder)
+    record = DECODER_GRAPHS[resolve_decoder_kind(model, decoder)](model, folder, decoder)
+    io["decoder"] = {"inputs": record["inputs"], "outputs": record["outputs"]}
+    return io, {**files, "decoder": DECODER_FILE}, record
 
 
 def write_embeddings(model: SpeechLM, folder: Path) -> None:

@@ -2,8 +2,8 @@
 
 1. load the checkpoint and merge its LoRA adapter into the base weights;
 2. export the fp32 graphs, embedding table and tokenizer; describe them in bundle.json;
-3. for int8: quantize the graphs and the embedding table;
-4. verify the fp32 bundle against torch (fail on a mismatch), then measure the int8 bundle;
+3. for int8 / int4: quantize the graphs and the embedding table (a fused decoder is rewritten quantized);
+4. verify the fp32 bundle against torch (fail on a mismatch), then measure the quantized bundle;
 5. rename the finished folder into place (an interrupted export leaves nothing).
 """
 
@@ -24,15 +24,16 @@ from simulsa.export.graphs import (
     EMBED_FILE,
     ENCODER_FILE,
     TOKENIZER_FILE,
+    DecoderGraphOptions,
     export_graphs,
     write_embeddings,
+    write_fused_decoder,
     write_tokenizer,
 )
 from simulsa.export.quantize import (
     ACCURACY_LEVEL,
-    BLOCK_SIZE,
     EMBED_SCALES_FILE,
-    WEIGHT_BITS,
+    ENCODER_BITS,
     QuantizeOptions,
     quantize_embeddings,
     quantize_graph,
@@ -66,6 +67,7 @@ class ExportOptions:
     verify: bool = True
     force: bool = False
     full_tokenizer: bool = False  # keep the BPE merges (the runtime never encodes; others may want to)
+    decoder: DecoderGraphOptions = DecoderGraphOptions()  # which decoder graph (fused or TorchScript) and its length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,30 +92,43 @@ def load_merged(checkpoint: str) -> tuple[SpeechLM, dict]:
     return model, source
 
 
-def _write_fp32(model: SpeechLM, folder: Path, source: dict, full_tokenizer: bool) -> dict:
+def _write_fp32(model: SpeechLM, folder: Path, source: dict, options: ExportOptions) -> dict:
     folder.mkdir(exist_ok=True)
-    io, graph_files = export_graphs(model, folder)
+    io, graph_files, decoder = export_graphs(model, folder, options.decoder)
     write_embeddings(model, folder)
-    merges_dropped = write_tokenizer(model, folder, decode_only=not full_tokenizer)
+    merges_dropped = write_tokenizer(model, folder, decode_only=not options.full_tokenizer)
     source = {**source, "notices": write_notices(model, folder)}  # terms that travel with derived weights
     files = {**graph_files, "embed_tokens": EMBED_FILE, "embed_scales": None, "tokenizer": TOKENIZER_FILE}
     meta = bundle_meta(model, io, files, {"mode": "none"}, source)
+    meta["decoder"] = decoder
     meta["tokenizer"] = {"decode_only": merges_dropped}  # BPE merges dropped: it decodes every id, it cannot encode
     write_bundle_json(folder, meta)
     return meta
 
 
-def _write_int8(fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) -> None:
+def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, meta: dict, options: QuantizeOptions) -> list[str]:
+    """One graph at the mode's bits (audio graphs at ENCODER_BITS); a fused decoder is rewritten from the weights."""
+    decoder = meta["decoder"]
+    if name == DECODER_FILE and decoder["kind"] == "fused":
+        _, kept = write_fused_decoder(model, folder / name, options.mode, DecoderGraphOptions("fused", decoder["max_length"]),
+                                      options.block_size, options.keep_fp32)  # fmt: skip
+        return kept
+    bits = options.bits if name == DECODER_FILE else ENCODER_BITS
+    return quantize_graph(fp32 / name, folder / name, options, bits)
+
+
+def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) -> None:
     quantized = QUANTIZED_GRAPHS.get(meta["family"], (ENCODER_FILE, DECODER_FILE))
-    kept = {name: quantize_graph(fp32 / name, folder / name, options) for name in quantized}
+    kept = {name: _quantize_graph(model, fp32, folder, name, meta, options) for name in quantized}
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
     graphs = [name for role, name in meta["files"].items() if name and name.endswith(".onnx") and name not in quantized]
     for name in [TOKENIZER_FILE, *graphs, *meta["source"]["notices"]]:
         shutil.copy(fp32 / name, folder / name)
-    quantization = {"mode": "int8", "method": f"onnxruntime MatMulNBits: {WEIGHT_BITS}-bit symmetric weights in blocks of "
-                    f"{BLOCK_SIZE}, accuracy_level {ACCURACY_LEVEL} (int8 activations and dot products)",
+    quantization = {"mode": options.mode, "method": f"onnxruntime MatMulNBits: {options.bits}-bit symmetric decoder weights "
+                    f"({ENCODER_BITS}-bit audio graphs) in blocks of {options.block_size}, accuracy_level {ACCURACY_LEVEL} "
+                    "(int8 activations and dot products)", "bits": options.bits, "block_size": options.block_size,
                     "ops": ["MatMul"], "graphs": list(quantized), "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
                     "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
     write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},
@@ -131,29 +146,31 @@ def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = N
     """The numbered steps of the module docstring; `on_step(name)` is told as each step starts (default: a tqdm bar)."""
     check_output_free(options.out, options.force)
     resolve_config(options.checkpoint)  # a bad checkpoint fails now, before any progress display
-    int8 = options.quantize.mode == "int8"
-    steps = ["load + merge", "export fp32", *(["quantize int8"] if int8 else []), *(["verify fp32"] if options.verify else []),
-             *(["verify int8"] if int8 and options.verify else [])]  # fmt: skip
+    mode = options.quantize.mode
+    quantized = mode != "none"  # int8 or int4: a quantized bundle beside the checked fp32 one
+    steps = ["load + merge", "export fp32", *([f"quantize {mode}"] if quantized else []),
+             *(["verify fp32"] if options.verify else []),
+             *([f"verify {mode}"] if quantized and options.verify else [])]  # fmt: skip
     with _step_reporter(steps, on_step) as step:
         step("load + merge")
         model, source = load_merged(options.checkpoint)
         reports: list[VerificationReport] = []
         with atomic_dir(options.out, options.force) as tmp:
-            fp32 = tmp / "fp32" if int8 else tmp
+            fp32 = tmp / "fp32" if quantized else tmp
             step("export fp32")
-            meta = _write_fp32(model, fp32, source, options.full_tokenizer)
+            meta = _write_fp32(model, fp32, source, options)
             fp32_bytes = weights_bytes(fp32)
-            if int8:  # quantized before the fp32 check so that the two checks run together at the end
-                step("quantize int8")
-                _write_int8(fp32, tmp, meta, options.quantize)
+            if quantized:  # quantized before the fp32 check so that the two checks run together at the end
+                step(f"quantize {mode}")
+                _write_quantized(model, fp32, tmp, meta, options.quantize)
             if options.verify:
                 step("verify fp32")
                 reports.append(_verified(model, fp32, "fp32"))
-            if int8:
+            if quantized:
                 shutil.rmtree(fp32)
                 if options.verify:
-                    step("verify int8")
-                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), "int8"))
+                    step(f"verify {mode}")
+                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), mode))
             _finish(tmp, reports)
     return ExportResult(options.out, reports, fp32_bytes, weights_bytes(options.out))
 

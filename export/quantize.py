@@ -1,4 +1,7 @@
-"""int8: weights in 8-bit blocks, products computed with integer kernels on the CPU.
+"""int8 / int4: weights in 8- or 4-bit blocks, products computed with integer kernels on the CPU.
+
+Fused decoder graphs are written quantized from the weights (export/fused_decoder.py, the same
+onnxruntime block quantizer); TorchScript graphs are quantized here, after export.
 
 Each MatMul with a constant weight becomes onnxruntime's `MatMulNBits` (8 bits, symmetric,
 blocks of 32 along the input dimension, one fp32 scale per block) with `accuracy_level` 4:
@@ -25,8 +28,8 @@ import numpy as np
 
 from simulsa.runtime.errors import SimulsaError
 
-QUANTIZE_MODES = ("int8", "none")
-WEIGHT_BITS = 8  # 4 bits lost half of the next-token agreement on SmolLM2-135M
+QUANTIZE_MODES = {"int8": 8, "int4": 4, "none": 0}  # mode -> decoder weight bits (4 bits: see docs/performance.md)
+ENCODER_BITS = 8  # audio graphs stay 8-bit under int4: small, run on every step, and the transcript decides everything
 BLOCK_SIZE = 32  # weights per scale along the input dimension
 ACCURACY_LEVEL = 4  # MatMulNBits: int8 activations and int8 dot products
 EMBED_SCALES_FILE = "embed_scales.npy"
@@ -34,17 +37,24 @@ EMBED_SCALES_FILE = "embed_scales.npy"
 
 @dataclasses.dataclass(frozen=True)
 class QuantizeOptions:
-    mode: str = "int8"  # int8 or none
+    mode: str = "int8"  # int8, int4 or none
     keep_fp32: tuple[str, ...] = ()  # regexes on ONNX node names that stay fp32, e.g. "lm_head"
+    block_size: int = BLOCK_SIZE  # MatMulNBits weights per scale
 
     def __post_init__(self) -> None:
         if self.mode not in QUANTIZE_MODES:
             raise SimulsaError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.mode!r}")
+        if self.block_size not in (16, 32, 64, 128, 256):
+            raise SimulsaError(f"--block-size must be 16, 32, 64, 128 or 256, got {self.block_size}")
         for pattern in self.keep_fp32:
             try:
                 re.compile(pattern)
             except re.error as err:
                 raise SimulsaError(f"--keep-fp32 {pattern!r} is not a regular expression ({err})") from None
+
+    @property
+    def bits(self) -> int:
+        return QUANTIZE_MODES[self.mode]
 
 
 def _excluded_nodes(path: Path, patterns: tuple[str, ...]) -> list[str]:
@@ -56,14 +66,14 @@ def _excluded_nodes(path: Path, patterns: tuple[str, ...]) -> list[str]:
     return [node.name for node in graph.node if any(re.search(p, node.name) for p in patterns)]
 
 
-def quantize_graph(source: Path, target: Path, options: QuantizeOptions) -> list[str]:
-    """Write an int8 copy of `source`; return the names of the nodes kept in fp32 by request."""
+def quantize_graph(source: Path, target: Path, options: QuantizeOptions, bits: int) -> list[str]:
+    """Write a `bits`-bit copy of `source`; return the names of the nodes kept in fp32 by request."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     excluded = _excluded_nodes(source, options.keep_fp32)
     with _quiet_root_logger():  # the quantizer logs every node it visits on the root logger
-        quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=WEIGHT_BITS, block_size=BLOCK_SIZE, is_symmetric=True,
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=bits, block_size=options.block_size, is_symmetric=True,
                                          accuracy_level=ACCURACY_LEVEL, nodes_to_exclude=excluded)  # fmt: skip
         quantizer.process()
         large = quantizer.model.model.ByteSize() > 2**31 - 2**20  # protobuf's 2 GB limit: weights go to a side file

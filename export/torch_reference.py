@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from simulsa.runtime.bundle import Bundle
+from simulsa.runtime.kv_cache import ConcatCache
 from simulsa.train.families.base import SpeechLM
 
 
@@ -30,15 +31,16 @@ class TorchSpeechModel:
         audio = self.model.collate_audio([self.model.audio_features(samples)])
         return self.model.embed_audio(**audio)[0].numpy()
 
-    def empty_cache(self) -> list[np.ndarray]:
+    def empty_cache(self) -> ConcatCache:
         dims = self.bundle.dims
-        return [np.zeros((1, dims["num_kv_heads"], 0, dims["head_dim"]), np.float32) for _ in range(2 * self.num_layers)]
+        return ConcatCache.empty(self.num_layers, dims["num_kv_heads"], dims["head_dim"])
 
     @torch.inference_mode()
-    def decode(self, embeds: np.ndarray, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(T, H) after `past` -> ((1, V) last-position logits, present K/V as numpy), like the ONNX decoder graph."""
+    def decode(self, embeds: np.ndarray, state: ConcatCache) -> tuple[np.ndarray, ConcatCache]:
+        """(T, H) after `state` -> ((1, V) last-position logits, present K/V as numpy), like the ONNX decoder graph."""
         from transformers import DynamicCache
 
+        past = state.tensors
         cache = DynamicCache()
         for i in range(self.num_layers):
             cache.update(torch.from_numpy(past[2 * i]), torch.from_numpy(past[2 * i + 1]), i)
@@ -48,4 +50,5 @@ class TorchSpeechModel:
                                    attention_mask=torch.ones(1, n_past + n_new, dtype=torch.long),
                                    position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
         present = getattr(out, "cache", None) or out.past_key_values
-        return out.logits[0, -1:].numpy(), [t.numpy() for layer in present.layers for t in (layer.keys, layer.values)]
+        flat = tuple(t.numpy() for layer in present.layers for t in (layer.keys, layer.values))
+        return out.logits[0, -1:].numpy(), ConcatCache(flat)

@@ -12,12 +12,8 @@ import torch
 from torch import nn
 
 from simulsa.runtime.audio import WHISPER_WINDOW_FRAMES
+from simulsa.runtime.bundle import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE
 from simulsa.train.families.base import SpeechLM
-
-PAST_KEY = "past_key_values.{}.key"
-PAST_VALUE = "past_key_values.{}.value"
-PRESENT_KEY = "present.{}.key"
-PRESENT_VALUE = "present.{}.value"
 
 
 class BlockEncoderWrapper(nn.Module):

@@ -128,13 +128,11 @@ def decode_profile(bundle: Path, threads: int | None, tokens: int = 32) -> dict[
     import json
     import tempfile
 
-    from simulsa.runtime.bundle import open_session
-
     model = OnnxSpeechModel.from_path(bundle, threads, verify_checksums=False)
     with tempfile.TemporaryDirectory() as scratch:
-        model.decoder = open_session(model.bundle.file("decoder"), threads, profile_prefix=str(Path(scratch) / "decode"))
+        model.decoder = type(model.decoder)(model.bundle, threads, profile_prefix=str(Path(scratch) / "decode"))
         decode_ms_per_token(model, repeats=1, tokens=tokens)
-        events = json.loads(Path(model.decoder.end_profiling()).read_text())
+        events = json.loads(Path(model.decoder.session.end_profiling()).read_text())
     per_op: dict[str, float] = {}
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):

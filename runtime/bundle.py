@@ -15,8 +15,17 @@ from typing import Any
 
 from simulsa.runtime.errors import SimulsaError
 
-SCHEMA_VERSION = 3  # 2: the decoder returns the last position's logits only; 3: whisper-tokens (ear graphs, ear fields)
+# 2: the decoder returns the last position's logits only; 3: whisper-tokens (ear graphs, ear fields);
+# 4: the decoder record (`decoder.kind`: a fused graph over preallocated KV buffers, or the TorchScript graph)
+SCHEMA_VERSION = 4
 BUNDLE_JSON = "bundle.json"
+
+PAST_KEY = "past_key_values.{}.key"  # KV tensor names, per layer, in every decoder kind
+PAST_VALUE = "past_key_values.{}.value"
+PRESENT_KEY = "present.{}.key"
+PRESENT_VALUE = "present.{}.value"
+FUSED_INPUTS = ("inputs_embeds", "seqlens_k", "total_sequence_length")  # the fused decoder's inputs before the KV
+DECODER_KINDS = ("fused", "torchscript")  # fused: KV in buffers the runtime binds; torchscript: past in, grown present out
 
 
 class BundleError(SimulsaError):
@@ -43,6 +52,10 @@ class Bundle:
     @property
     def prompt(self) -> dict[str, Any]:
         return self.meta["prompt"]
+
+    @property
+    def decoder_kind(self) -> str:
+        return self.meta["decoder"]["kind"]
 
     def file(self, role: str) -> Path:
         """Path of the file playing `role` (audio_encoder, decoder, embed_tokens, embed_scales, tokenizer)."""
@@ -82,6 +95,10 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     if version != SCHEMA_VERSION:
         raise BundleError(f"bundle {str(path)!r} has schema version {version}, this simulsa reads version "
                           f"{SCHEMA_VERSION}; re-export it with this simulsa")  # fmt: skip
+    kind = (meta.get("decoder") or {}).get("kind")
+    if kind not in DECODER_KINDS:
+        raise BundleError(f"bundle {str(path)!r} has decoder kind {kind!r}, not one of {', '.join(DECODER_KINDS)}; "
+                          "re-export it with this simulsa")  # fmt: skip
     for name, expected in meta.get("sha256", {}).items():
         _check_file(path, name, expected, verify_checksums)
     return Bundle(path=path, meta=meta)

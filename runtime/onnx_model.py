@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from simulsa.runtime.bundle import Bundle, load_bundle, open_session
+from simulsa.runtime.decoders import DECODERS
 from simulsa.runtime.ear import WhisperEar
 from simulsa.runtime.features import block_mels, window_mel, window_token_count
 
@@ -22,11 +23,10 @@ class OnnxSpeechModel:
         self.bundle = bundle
         self.ear = EARS[bundle.family](bundle, threads) if bundle.family in EARS else None  # the family's own hearing
         self.encoder = None if self.ear else open_session(bundle.file("audio_encoder"), threads)
-        self.decoder = open_session(bundle.file("decoder"), threads)
+        self.decoder = DECODERS[bundle.decoder_kind](bundle, threads)  # bundle.json `decoder.kind`
         self.embed_table = np.load(bundle.file("embed_tokens"))  # (V, H) float32, or int8 with per-row scales
         scales = bundle.meta["files"].get("embed_scales")
         self.embed_scales = np.load(bundle.path / scales) if scales else None  # (V,) float32
-        self.decoder_inputs, self.decoder_outputs = bundle.io_names("decoder")
         self.num_layers = bundle.dims["num_layers"]
 
     @classmethod
@@ -57,20 +57,13 @@ class OnnxSpeechModel:
         feeds = {"input_features": mel[None], "valid_frames": np.array([frames], dtype=np.int64)}
         return self.encoder.run(None, feeds)[0][0, : window_token_count(frames)]
 
-    def empty_cache(self) -> list[np.ndarray]:
-        dims = self.bundle.dims
-        shape = (1, dims["num_kv_heads"], 0, dims["head_dim"])  # (B, KV, past, D)
-        return [np.zeros(shape, dtype=np.float32) for _ in range(2 * self.num_layers)]
+    def empty_cache(self):
+        """An empty KV cache with storage of its own (one per session; see runtime/kv_cache.py)."""
+        return self.decoder.new_cache()
 
-    def decode(self, embeds: np.ndarray, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(T, H) new embeddings after `past` -> ((1, V) logits of the last position, present K/V covering past + T)."""
-        n_past, n_new = past[0].shape[2], embeds.shape[0]
-        feeds = {"inputs_embeds": embeds[None].astype(np.float32),
-                 "attention_mask": np.ones((1, n_past + n_new), dtype=np.int64),
-                 "position_ids": np.arange(n_past, n_past + n_new, dtype=np.int64)[None]}  # fmt: skip
-        feeds.update(zip(self.decoder_inputs[3:], past))
-        logits, *present = self.decoder.run(None, feeds)
-        return logits[0], present
+    def decode(self, embeds: np.ndarray, cache):
+        """(T, H) new embeddings after `cache` -> ((1, V) logits of the last position, the cache covering past + T)."""
+        return self.decoder.decode(embeds, cache)
 
     def greedy(self, prompt_embeds: np.ndarray, max_new_tokens: int, stop_ids: set[int]) -> list[int]:
         """Prefill the prompt, then pick the most likely token until a stop id or the budget (KV cache reused)."""

@@ -11,7 +11,9 @@ Sequence and KV reuse (ARCHITECTURE.md):
      └──────── reusable KV cache ────────────┘└────────── recomputed each step ───────────┘
 Each step encodes only the new audio, extends the cache with newly stable embeddings, runs the
 tail on top of the cache, decodes greedily, and lets the policy commit a prefix. The tail's KV is
-dropped (onnxruntime returns fresh arrays). A segment ends at a pause (VAD), at `max_segment_s`
+dropped: cache states are immutable (runtime/kv_cache.py), so the next step decodes on the state
+that ends before the tail (with a fused decoder, over the tail's positions in the same buffer).
+A segment ends at a pause (VAD), at `max_segment_s`
 or at `max_segment_tokens`; the cache is then cut back to the prompt, so memory stays bounded.
 """
 
@@ -27,7 +29,6 @@ import numpy as np
 from simulsa.runtime.audio import SAMPLE_RATE, check_finite, to_mono
 from simulsa.runtime.bundle import BundleError
 from simulsa.runtime.errors import AudioError, SimulsaError
-from simulsa.runtime.kv_cache import KVCache
 from simulsa.runtime.onnx_model import OnnxSpeechModel
 from simulsa.runtime.policies import POLICIES, PolicyState
 from simulsa.runtime.segment_audio import SEGMENT_AUDIO
@@ -158,6 +159,7 @@ class StreamSession:
         self.prompt = bundle.prompt
         self.suffix_embeds = self.model.embed_tokens(self.prompt["suffix_ids"])
         self._resamplers: dict[int, object] = {}
+        self.empty_cache = self.model.empty_cache()  # this session's KV storage, reused by every segment
         self.reset()
 
     # ---- public API ----------------------------------------------------------------------
@@ -218,7 +220,6 @@ class StreamSession:
         return self._resamplers[rate].resample_chunk(x)
 
     def _new_segment(self) -> None:
-        dims = self.model.bundle.dims
         self.audio = SEGMENT_AUDIO[self.model.bundle.family](self.model)
         self.vad = VADS[self.options.vad](self.options)
         self.committed: list[int] = []
@@ -226,10 +227,9 @@ class StreamSession:
         self.text = IncrementalText(self.tokenizer)
         self.segment_start = self.consumed
         self.prefix_embeds = self.model.embed_tokens(self.context + list(self.prompt["prefix_ids"]))
-        self.cache = KVCache(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"])
+        self.cache = self.empty_cache
         if self.options.cache_reuse:
-            _, present = self.model.decode(self.prefix_embeds, self.cache.tensors)
-            self.cache.replace(present)
+            _, self.cache = self.model.decode(self.prefix_embeds, self.cache)
 
     def _append(self, piece: np.ndarray) -> None:
         self.audio.append(piece)
@@ -299,14 +299,9 @@ class StreamSession:
         committed = self.model.embed_tokens(self.committed)
         if not self.options.cache_reuse:  # recompute everything from the samples
             sequence = np.concatenate([self.prefix_embeds, self.audio.all_embeddings(), self.suffix_embeds, committed])
-            return self.model.decode(sequence, KVCache(*self._cache_dims()).tensors)
+            return self.model.decode(sequence, self.empty_cache)
         stable = self.audio.take_new_stable()  # only audio that became final since the last step
         if stable.shape[0]:
-            _, present = self.model.decode(stable, self.cache.tensors)
-            self.cache.replace(present)
+            _, self.cache = self.model.decode(stable, self.cache)
         tail = np.concatenate([self.audio.unstable(), self.suffix_embeds, committed])
-        return self.model.decode(tail, self.cache.tensors)
-
-    def _cache_dims(self) -> tuple[int, int, int]:
-        dims = self.model.bundle.dims
-        return dims["num_layers"], dims["num_kv_heads"], dims["head_dim"]
+        return self.model.decode(tail, self.cache)

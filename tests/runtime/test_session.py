@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from simulsa.runtime.errors import AudioError, SimulsaError
-from simulsa.runtime.kv_cache import KVCache
 from simulsa.runtime.policies import PolicyState, hold_policy, local_agreement_policy
 from simulsa.runtime.session import StreamOptions, Translator
 from tests.conftest import FAMILY_NAMES
@@ -109,20 +108,6 @@ def test_bad_input(tiny_bundles):
         StreamOptions(policy="greedy")
     with pytest.raises(SimulsaError, match="exceeds the qwen2-audio window of 30 s"):
         Translator.from_bundle(tiny_bundles["qwen2-audio", "int8"]).session(StreamOptions(max_segment_s=40))
-
-
-def test_kv_cache_invariants():
-    cache = KVCache(num_layers=2, kv_heads=1, head_dim=4)
-    assert cache.length == 0 and len(cache.tensors) == 4
-    cache.replace([np.ones((1, 1, 5, 4), np.float32)] * 4)
-    cache.truncate(3)
-    assert cache.length == 3 and all(t.shape == (1, 1, 3, 4) for t in cache.tensors)
-    with pytest.raises(ValueError, match="fewer than the cache's 3"):
-        cache.replace([np.ones((1, 1, 2, 4), np.float32)] * 4)
-    with pytest.raises(ValueError, match="expected 4 present tensors"):
-        cache.replace([np.ones((1, 1, 5, 4), np.float32)] * 2)
-    with pytest.raises(ValueError, match="cannot truncate"):
-        cache.truncate(4)
 
 
 def test_context_from_earlier_segments_is_bounded(tiny_bundles, speech_like):

@@ -117,6 +117,10 @@ class SpeechLM(nn.Module, abc.ABC):
     def lm_module(self) -> nn.Module:
         return getattr(self, self.peft_root)
 
+    def lm_state_dict(self) -> dict[str, torch.Tensor]:
+        """The LM's weights only (the fused decoder builder reads them by transformers name)."""
+        return self.lm_module.state_dict()
+
     @property
     def device(self) -> torch.device:
         return self.input_embeddings().weight.device

@@ -44,6 +44,11 @@ class Qwen2AudioSpeechLM(SpeechLM):
     def text_config(self) -> Any:
         return self._unwrapped().config.text_config
 
+    def lm_state_dict(self) -> dict[str, torch.Tensor]:
+        """The language model and its head, without the audio tower (whose layers share the LM's names)."""
+        weights = self._unwrapped().state_dict()
+        return {k: v for k, v in weights.items() if "language_model." in k or k.startswith("lm_head.")}
+
     def audio_features(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         mel, frames = window_mel(samples, self.simulsa_config.audio.n_mels)
         return {"mel": mel, "frames": np.array(frames)}

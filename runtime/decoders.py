@@ -1,0 +1,123 @@
+"""The two decoder graph kinds behind one call: decode new embeddings on a cache state, get the last logits.
+
+    decoder = DECODERS[bundle.decoder.kind](bundle, threads)
+    cache = decoder.new_cache()                      # one per session: its own storage
+    logits, cache = decoder.decode(embeds, cache)    # (T, H) -> (1, V), a state T positions longer
+
+`FusedDecoder` also decodes a batch of single-token steps in one call (`decode_steps`): decoding
+is bound by reading the weights, so B sequences stepping together cost little more than one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from simulsa.runtime.bundle import FUSED_INPUTS, Bundle, open_session
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.kv_cache import BufferCache, ConcatCache, KVBuffer
+
+DEFAULT_KV_CAPACITY = 512  # positions a session's buffer starts with (grows by doubling): prompt + segment + tokens
+
+
+class TorchScriptDecoder:
+    """past in, grown present out (the graph concatenates): every call copies the whole past."""
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, profile_prefix: str | None = None) -> None:
+        self.session = open_session(bundle.file("decoder"), threads, profile_prefix=profile_prefix)
+        self.input_names, _ = bundle.io_names("decoder")
+        self.dims = bundle.dims
+
+    def new_cache(self, capacity: int | None = None) -> ConcatCache:
+        return ConcatCache.empty(self.dims["num_layers"], self.dims["num_kv_heads"], self.dims["head_dim"])
+
+    def decode(self, embeds: np.ndarray, cache: ConcatCache) -> tuple[np.ndarray, ConcatCache]:
+        """(T, H) new embeddings after `cache` -> ((1, V) logits of the last position, the cache covering past + T)."""
+        n_past, n_new = cache.length, embeds.shape[0]
+        feeds = {"inputs_embeds": embeds[None].astype(np.float32),
+                 "attention_mask": np.ones((1, n_past + n_new), dtype=np.int64),
+                 "position_ids": np.arange(n_past, n_past + n_new, dtype=np.int64)[None]}  # fmt: skip
+        feeds.update(zip(self.input_names[3:], cache.tensors))
+        logits, *present = self.session.run(None, feeds)
+        return logits[0], ConcatCache(tuple(present))
+
+
+class FusedDecoder:
+    """GroupQueryAttention graph; K/V live in the session's KVBuffer, bound to both past and present."""
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, profile_prefix: str | None = None,
+                 kv_capacity: int | None = None) -> None:  # fmt: skip
+        self.session = open_session(bundle.file("decoder"), threads, profile_prefix=profile_prefix)
+        record = bundle.meta["decoder"]
+        self.max_length = record["max_length"]
+        self.kv_capacity = min(kv_capacity or record.get("kv_capacity", DEFAULT_KV_CAPACITY), self.max_length)
+        self.dims = bundle.dims
+        self.kv_names = [(bundle.kv_names("past_key", i), bundle.kv_names("present_key", i),
+                          bundle.kv_names("past_value", i), bundle.kv_names("present_value", i))
+                         for i in range(self.dims["num_layers"])]  # fmt: skip
+        self._bindings: dict[tuple[int, int, int, int], object] = {}  # (buffer id, generation, first, last slot) -> binding
+
+    def new_cache(self, capacity: int | None = None, slots: int = 1) -> BufferCache:
+        dims = self.dims
+        buffer = KVBuffer(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"], capacity or self.kv_capacity,
+                          self.max_length, slots)  # fmt: skip
+        return buffer.empty()
+
+    def _binding(self, buffer: KVBuffer, first: int, last: int):
+        """An IO binding with slots first..last of every layer bound to past and present (made once per buffer layout)."""
+        import onnxruntime as ort
+
+        key = (id(buffer), buffer.generation, first, last)
+        binding = self._bindings.get(key)
+        if binding is None:
+            if len(self._bindings) > 64:  # sessions come and go; bindings of dead buffers must not pile up
+                self._bindings.clear()
+            binding = self.session.io_binding()
+            binding.bind_output("logits")  # first: get_outputs() lists outputs in binding order
+            for i, (past_k, present_k, past_v, present_v) in enumerate(self.kv_names):
+                pairs = ((past_k, present_k, buffer.arrays[2 * i]), (past_v, present_v, buffer.arrays[2 * i + 1]))
+                for past, present, array in pairs:
+                    value = ort.OrtValue.ortvalue_from_numpy(array[first : last + 1])  # a view: the graph writes our memory
+                    binding.bind_ortvalue_input(past, value)
+                    binding.bind_ortvalue_output(present, value)
+            self._bindings[key] = (binding, buffer)  # holding the buffer keeps id() unique while the binding lives
+        return self._bindings[key][0]
+
+    def _run(self, buffer: KVBuffer, first: int, last: int, embeds: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """embeds (B, S, H) for slots first..last, `ends` (B,) each row's length after the call -> logits (B, V)."""
+        binding = self._binding(buffer, first, last)
+        embeds_name, seqlens_name, total_name = FUSED_INPUTS
+        binding.bind_cpu_input(embeds_name, np.ascontiguousarray(embeds, dtype=np.float32))
+        binding.bind_cpu_input(seqlens_name, (ends - 1).astype(np.int32))
+        binding.bind_cpu_input(total_name, np.array(int(ends.max()), dtype=np.int32))
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[:, -1].copy()  # the bound output's memory is reused by the next run
+
+    def decode(self, embeds: np.ndarray, cache: BufferCache) -> tuple[np.ndarray, BufferCache]:
+        """(T, H) new embeddings after `cache` -> ((1, V) logits of the last position, the cache covering past + T)."""
+        end = cache.length + embeds.shape[0]
+        cache.buffer.reserve(end)
+        logits = self._run(cache.buffer, cache.slot, cache.slot, embeds[None], np.array([end]))
+        return logits, cache.extended(embeds.shape[0])
+
+    def decode_steps(self, embeds: np.ndarray, caches: Sequence[BufferCache]) -> tuple[np.ndarray, list[BufferCache]]:
+        """One token for each of B sequences in one call: embeds (B, H) -> logits (B, V), each cache one longer.
+
+        The caches share one KVBuffer (one slot each). Slots between them that are not stepping get a
+        zero row written at their scratch position (the buffer's last), which no sequence reads.
+        """
+        buffer = caches[0].buffer
+        if any(c.buffer is not buffer for c in caches) or len({c.slot for c in caches}) != len(caches):
+            raise SimulsaError("decode_steps needs caches in distinct slots of one KVBuffer")
+        buffer.reserve(max(c.length for c in caches) + 1)
+        first, last = min(c.slot for c in caches), max(c.slot for c in caches)
+        rows = np.zeros((last - first + 1, 1, embeds.shape[1]), dtype=np.float32)  # (B', 1, H)
+        ends = np.full(last - first + 1, buffer.capacity, dtype=np.int64)  # idle rows: write the scratch position
+        for cache, embed in zip(caches, embeds):
+            rows[cache.slot - first, 0], ends[cache.slot - first] = embed, cache.length + 1
+        logits = self._run(buffer, first, last, rows, ends)
+        return logits[[c.slot - first for c in caches]], [c.extended(1) for c in caches]
+
+
+DECODERS = {"fused": FusedDecoder, "torchscript": TorchScriptDecoder}
