@@ -70,6 +70,8 @@ def bench(
     bundle: DefaultableBundle = None,
     fp32_bundle: Annotated[Path | None, typer.Option(help="The fp32 bundle of the same model, for int8 vs fp32.")] = None,
     torch_checkpoint: Annotated[str | None, typer.Option(help="The checkpoint the bundle came from: vs PyTorch eager.")] = None,
+    baseline_bundle: Annotated[Path | None, typer.Option(help="Another bundle of the same weights (e.g. exported with "
+                                                              "--decoder torchscript): the same measures, as ratios.")] = None,
     lengths: Annotated[str, typer.Option(help="Audio heard before the measured step, seconds, comma-separated.")] = "5,10,20,40",
     audio: Annotated[Path | None, typer.Option(help="Speech for the streaming RTF (default: the shipped example).")] = None,
     repeats: Annotated[int, typer.Option(help="Repeats per measurement (the median is reported).")] = 3,
@@ -88,6 +90,6 @@ def bench(
     bundle = bundle_or_default(bundle, verbose)
     reference = _torch_reference(torch_checkpoint, bundle) if torch_checkpoint else None
     with atomic_dir(out, force) as tmp:
-        report = run_bench(bundle, options, fp32_bundle, reference)
+        report = run_bench(bundle, options, fp32_bundle, reference, baseline_bundle)
         (tmp / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(bench_table(report))

@@ -14,7 +14,7 @@ import torch
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
 from simulsa.export.wrappers import BlockEncoderWrapper, DecoderWrapper, WindowEncoderWrapper
-from simulsa.runtime.bundle import DECODER_KINDS, FUSED_INPUTS
+from simulsa.runtime.bundle import DECODER_KINDS, FUSED_INPUTS, DecoderRecord
 from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
 from simulsa.runtime.errors import SimulsaError
 from simulsa.train.families.base import SpeechLM
@@ -161,19 +161,21 @@ def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: Dec
     return build_fused_decoder(lm_architecture(model), weights, graph_options, path)
 
 
-def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> dict:
+def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[dict, dict[str, list[str]]]:
     files, _ = write_fused_decoder(model, folder / DECODER_FILE, "none", options)
-    return {"kind": "fused", "max_length": options.max_length, "kv_capacity": DEFAULT_KV_CAPACITY, "files": files,
-            "inputs": list(FUSED_INPUTS), "outputs": ["logits"],
-            "kv_layout": "(batch, kv_heads, buffer, head_dim), one buffer bound to past and present"}  # fmt: skip
+    record = DecoderRecord(kind="fused", files=tuple(files), inputs=FUSED_INPUTS, outputs=("logits",),
+                         kv_layout="(batch, kv_heads, buffer, head_dim), one buffer bound to past and present",
+                         max_length=options.max_length, kv_capacity=DEFAULT_KV_CAPACITY).to_json()  # fmt: skip
+    return record, {"inputs": list(FUSED_INPUTS), "outputs": ["logits"]}  # the K/V are bound by the kv name patterns
 
 
-def _torchscript_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> dict:
+def _torchscript_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[dict, dict[str, list[str]]]:
     dims = LmDims.of(model)
     decoder = DecoderWrapper(model, dims.num_layers)
     io = _export_wrapper(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim), folder / DECODER_FILE)
-    return {"kind": "torchscript", "files": [DECODER_FILE], **io,
-            "kv_layout": "(batch, kv_heads, past, head_dim); present = past + new, returned as new arrays"}  # fmt: skip
+    record = DecoderRecord(kind="torchscript", files=(DECODER_FILE,), inputs=tuple(io["inputs"][:3]), outputs=("logits",),
+                           kv_layout="(batch, kv_heads, past, head_dim); present = past + new, returned as new arrays")
+    return record.to_json(), io  # io: every input and output in order (the runtime feeds the past by position)
 
 
 DECODER_GRAPHS = {"fused": _fused_decoder, "torchscript": _torchscript_decoder}
@@ -183,8 +185,7 @@ def export_graphs(model: SpeechLM, folder: Path, decoder: DecoderGraphOptions = 
                   ) -> tuple[dict, dict[str, str], dict]:  # fmt: skip
     """Write the audio graphs and the decoder graph; return their input/output names, files and the decoder record."""
     io, files = AUDIO_GRAPHS[model.family](model, folder)
-    record = DECODER_GRAPHS[resolve_decoder_kind(model, decoder)](model, folder, decoder)
-    io["decoder"] = {"inputs": record["inputs"], "outputs": record["outputs"]}
+    record, io["decoder"] = DECODER_GRAPHS[resolve_decoder_kind(model, decoder)](model, folder, decoder)
     return io, {**files, "decoder": DECODER_FILE}, record
 
 

@@ -82,6 +82,21 @@ def decode_ms_per_token(model: OnnxSpeechModel, repeats: int, tokens: int = 32) 
     return median_ms(run, repeats) / tokens
 
 
+def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, tokens: int = 16) -> float:
+    """ms per decode step once `cached` positions are in the KV cache: flat for in-place buffers, growing for concat."""
+    rng = np.random.default_rng(0)
+    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], cached))
+    _, past = model.decode(context, model.empty_cache())
+    one = model.embed_tokens([model.bundle.prompt["end_id"]])
+
+    def run() -> None:
+        cache = past
+        for _ in range(tokens):
+            _, cache = model.decode(one, cache)
+
+    return median_ms(run, repeats) / tokens
+
+
 def encoder_ms_per_audio_s(model: OnnxSpeechModel, repeats: int, seconds: float = 10.0) -> float:
     audio = speech(min(seconds, 29.0))
     return median_ms(lambda: model.encode_audio(audio), repeats) / (audio.size / SAMPLE_RATE)
@@ -152,17 +167,41 @@ def compare_engines(translator: Translator, reference: Translator, options: Benc
             "rtf_speedup": round(theirs["rtf"] / ours["rtf"], 2)}  # fmt: skip
 
 
-def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = None, reference=None) -> dict:
-    """1. reuse vs recompute per step at growing lengths, 2. int8 vs fp32, 3. streaming RTF, 4. bandwidth bound."""
-    translator = Translator.from_bundle(bundle, threads=options.threads)
+def step_growth(translator: Translator, options: BenchOptions) -> list[dict]:
     window = translator.model.bundle.audio.get("window_s")
-    lengths = [s for s in options.lengths_s if not window or s < window]
     growth = []
-    for seconds in lengths:
+    for seconds in [s for s in options.lengths_s if not window or s < window]:
         reuse, full = step_ms(translator, seconds, True, options), step_ms(translator, seconds, False, options)
         growth.append({"audio_s": seconds, "reuse_ms": round(reuse, 2), "recompute_ms": round(full, 2),
                        "speedup": round(full / reuse, 2)})  # fmt: skip
-    streaming = {k: None if v is None else round(v, 3) for k, v in streaming_speed(translator, options).items()}
+    return growth
+
+
+def _streaming(translator: Translator, options: BenchOptions) -> dict:
+    return {k: None if v is None else round(v, 3) for k, v in streaming_speed(translator, options).items()}
+
+
+def against_baseline(report: dict, baseline: Path, options: BenchOptions, bandwidth: float) -> dict:
+    """The same measures on another bundle of the same weights (e.g. the TorchScript decoder graph), as ratios."""
+    translator = Translator.from_bundle(baseline, threads=options.threads)
+    other = {"bundle": str(baseline), "step_growth": step_growth(translator, options), "streaming": _streaming(translator, options),
+             **_speed(translator.model, options, baseline, bandwidth)}  # fmt: skip
+    steps = {g["audio_s"]: g["reuse_ms"] for g in other["step_growth"]}
+    ratios = {"decode_speedup": round(other["decode_ms_per_token"] / report["decode_ms_per_token"], 2),
+              "step_at_400_cached_speedup": round(other["decode_ms_at_400_cached"] / report["decode_ms_at_400_cached"], 2),
+              "streaming_rtf_ratio": round(report["streaming"]["rtf"] / other["streaming"]["rtf"], 2),
+              "reuse_step_speedup": {str(g["audio_s"]): round(steps[g["audio_s"]] / g["reuse_ms"], 2)
+                                     for g in report["step_growth"] if g["audio_s"] in steps}}  # fmt: skip
+    return {"baseline": other, "vs_baseline": ratios}
+
+
+def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = None, reference=None,
+              baseline_bundle: Path | None = None) -> dict:  # fmt: skip
+    """1. reuse vs recompute per step at growing lengths, 2. int8 vs fp32, 3. streaming RTF, 4. bandwidth bound,
+    5. the same on a baseline bundle (another decoder graph of the same weights), side by side."""
+    translator = Translator.from_bundle(bundle, threads=options.threads)
+    growth = step_growth(translator, options)
+    streaming = _streaming(translator, options)
     peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the bandwidth buffers
     bandwidth = copy_bandwidth_gbs()
     report = {"bundle": str(bundle), "quantization": translator.model.bundle.meta["quantization"]["mode"],
@@ -177,17 +216,23 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
                                    ("size_ratio", "bundle_mb"))}  # fmt: skip
     if reference is not None:
         report["ours_vs_pytorch_eager"] = compare_engines(translator, Translator(reference), options)
+    if baseline_bundle is not None:
+        report.update(against_baseline(report, baseline_bundle, options, bandwidth))
     return report
 
 
 def _speed(model: OnnxSpeechModel, options: BenchOptions, path: Path, bandwidth_gbs: float) -> dict[str, float]:
     decode = decode_ms_per_token(model, options.repeats)
     encoder = encoder_ms_per_audio_s(model, options.repeats)
-    weights = model.bundle.file("decoder").stat().st_size  # every decoder weight is read once per token
+    at_50, at_400 = (decode_ms_at_length(model, n, options.repeats) for n in (50, 400))
+    files = model.bundle.meta["decoder"].get("files") or [model.bundle.meta["files"]["decoder"]]
+    weights = sum((model.bundle.path / name).stat().st_size for name in files)  # every decoder weight is read once per token
     bound_ms = weights / (bandwidth_gbs * 1e9) * 1000
-    return {"decode_ms_per_token": round(decode, 3), "encoder_ms_per_audio_s": round(encoder, 3),
-            "bundle_mb": round(bundle_bytes(path) / 1e6, 2), "bandwidth_bound_ms_per_token": round(bound_ms, 4),
-            "decode_vs_bound": round(decode / bound_ms, 1)}  # fmt: skip
+    return {"decoder_kind": model.bundle.decoder_kind, "decode_ms_per_token": round(decode, 3),
+            "encoder_ms_per_audio_s": round(encoder, 3), "bundle_mb": round(bundle_bytes(path) / 1e6, 2),
+            "bandwidth_bound_ms_per_token": round(bound_ms, 4), "decode_vs_bound": round(decode / bound_ms, 2),
+            "decode_ms_at_50_cached": round(at_50, 3), "decode_ms_at_400_cached": round(at_400, 3),
+            "step_400_vs_50": round(at_400 / at_50, 2)}  # fmt: skip
 
 
 def bench_table(report: dict) -> str:
@@ -197,6 +242,9 @@ def bench_table(report: dict) -> str:
         lines.append(f"{g['audio_s']:>6.0f}s{g['reuse_ms']:>11.1f}{g['recompute_ms']:>14.1f}{g['speedup']:>8.2f}x")
     lines.append(f"decode {report['decode_ms_per_token']:.2f} ms/token = {report['decode_vs_bound']}x the memory-bandwidth "
                  f"bound; encoder {report['encoder_ms_per_audio_s']:.1f} ms per audio second")
+    lines.append(f"decode step with 50 / 400 positions cached: {report['decode_ms_at_50_cached']:.2f} / "
+                 f"{report['decode_ms_at_400_cached']:.2f} ms ({report['step_400_vs_50']}x); "
+                 f"decoder graph: {report['decoder_kind']}")
     lines.append(f"bundle {report['bundle_mb']} MB; copy bandwidth {report['copy_bandwidth_gbs']} GB/s")
     if "int8_vs_fp32" in report:
         ratio = report["int8_vs_fp32"]
@@ -206,6 +254,12 @@ def bench_table(report: dict) -> str:
         torch_ratio = report["ours_vs_pytorch_eager"]
         lines.append(f"vs PyTorch eager (same session and policy): decode {torch_ratio['decode_speedup']}x faster, "
                      f"streaming RTF {torch_ratio['rtf_speedup']}x lower")  # fmt: skip
+    if "vs_baseline" in report:
+        ratio, base = report["vs_baseline"], report["baseline"]
+        lines.append(f"vs baseline {base['bundle']} ({base['decoder_kind']}): decode {ratio['decode_speedup']}x faster "
+                     f"({base['decode_ms_per_token']:.2f} ms/token, {base['decode_vs_bound']}x the bound), step at 400 cached "
+                     f"{ratio['step_at_400_cached_speedup']}x faster, streaming RTF {base['streaming']['rtf']} -> "
+                     f"{report['streaming']['rtf']}; reuse steps {ratio['reuse_step_speedup']}")  # fmt: skip
     top = ", ".join(f"{op} {share:.0%}" for op, share in list(report["decode_time_by_op"].items())[:5])
     lines.append(f"decode time by op: {top}")
     s = report["streaming"]

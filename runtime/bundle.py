@@ -33,6 +33,36 @@ class BundleError(SimulsaError):
 
 
 @dataclasses.dataclass(frozen=True)
+class DecoderRecord:
+    """bundle.json `decoder`: which decoder graph this is and how the runtime binds it (docs/bundle.md)."""
+
+    kind: str  # fused | torchscript (DECODER_KINDS)
+    files: tuple[str, ...]  # decoder.onnx (+ decoder.onnx.data when the weights are external)
+    inputs: tuple[str, ...]  # graph inputs before the K/V
+    outputs: tuple[str, ...]  # graph outputs before the K/V
+    kv_layout: str
+    max_length: int | None = None  # fused: the longest sequence (rotary tables)
+    kv_capacity: int | None = None  # fused: positions a session's buffer starts with
+
+    def __post_init__(self) -> None:
+        if self.kind not in DECODER_KINDS:
+            raise BundleError(f"decoder kind {self.kind!r} is not one of {', '.join(DECODER_KINDS)}; re-export the bundle")
+        if self.kind == "fused" and not (self.max_length and self.kv_capacity):
+            raise BundleError("a fused decoder record needs max_length and kv_capacity; re-export the bundle")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> DecoderRecord:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in entry]
+        if missing:
+            raise BundleError(f"its decoder record lacks {', '.join(missing)}; re-export the bundle with this simulsa")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields})
+
+
+@dataclasses.dataclass(frozen=True)
 class Bundle:
     path: Path
     meta: dict[str, Any]  # the parsed bundle.json
@@ -54,8 +84,12 @@ class Bundle:
         return self.meta["prompt"]
 
     @property
+    def decoder(self) -> DecoderRecord:
+        return DecoderRecord.from_json(self.meta["decoder"])
+
+    @property
     def decoder_kind(self) -> str:
-        return self.meta["decoder"]["kind"]
+        return self.decoder.kind
 
     def file(self, role: str) -> Path:
         """Path of the file playing `role` (audio_encoder, decoder, embed_tokens, embed_scales, tokenizer)."""
@@ -95,10 +129,10 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     if version != SCHEMA_VERSION:
         raise BundleError(f"bundle {str(path)!r} has schema version {version}, this simulsa reads version "
                           f"{SCHEMA_VERSION}; re-export it with this simulsa")  # fmt: skip
-    kind = (meta.get("decoder") or {}).get("kind")
-    if kind not in DECODER_KINDS:
-        raise BundleError(f"bundle {str(path)!r} has decoder kind {kind!r}, not one of {', '.join(DECODER_KINDS)}; "
-                          "re-export it with this simulsa")  # fmt: skip
+    try:
+        DecoderRecord.from_json(meta.get("decoder") or {})
+    except BundleError as err:
+        raise BundleError(f"bundle {str(path)!r}: {err}") from None
     for name, expected in meta.get("sha256", {}).items():
         _check_file(path, name, expected, verify_checksums)
     return Bundle(path=path, meta=meta)

@@ -49,9 +49,9 @@ class FusedDecoder:
     def __init__(self, bundle: Bundle, threads: int | None = None, profile_prefix: str | None = None,
                  kv_capacity: int | None = None) -> None:  # fmt: skip
         self.session = open_session(bundle.file("decoder"), threads, profile_prefix=profile_prefix)
-        record = bundle.meta["decoder"]
-        self.max_length = record["max_length"]
-        self.kv_capacity = min(kv_capacity or record.get("kv_capacity", DEFAULT_KV_CAPACITY), self.max_length)
+        record = bundle.decoder
+        self.max_length = record.max_length
+        self.kv_capacity = min(kv_capacity or record.kv_capacity, self.max_length)
         self.dims = bundle.dims
         self.kv_names = [(bundle.kv_names("past_key", i), bundle.kv_names("present_key", i),
                           bundle.kv_names("past_value", i), bundle.kv_names("present_value", i))

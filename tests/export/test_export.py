@@ -145,6 +145,14 @@ def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
     (copy / "bundle.json").write_text(json.dumps({**meta, "schema_version": 99}))
     with pytest.raises(BundleError, match=f"schema version 99, this simulsa reads version {SCHEMA_VERSION}"):
         load_bundle(copy)
+    shutil.copy(bundles["composite", "int8"].out / "decoder.onnx", copy / "decoder.onnx")
+    without_record = {k: v for k, v in meta.items() if k != "decoder"}
+    (copy / "bundle.json").write_text(json.dumps(without_record))
+    with pytest.raises(BundleError, match="its decoder record lacks kind, files, inputs, outputs, kv_layout; re-export"):
+        load_bundle(copy, verify_checksums=False)
+    (copy / "bundle.json").write_text(json.dumps({**meta, "decoder": {**meta["decoder"], "kind": "tflite"}}))
+    with pytest.raises(BundleError, match="decoder kind 'tflite' is not one of fused, torchscript"):
+        load_bundle(copy, verify_checksums=False)
     with pytest.raises(BundleError, match="is not a bundle"):
         load_bundle(tmp_path)
 

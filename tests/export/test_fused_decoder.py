@@ -9,7 +9,7 @@ import torch
 from simulsa.export import fused_decoder
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
-from simulsa.runtime.bundle import PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, Bundle
+from simulsa.runtime.bundle import FUSED_INPUTS, PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, Bundle, DecoderRecord
 from simulsa.runtime.decoders import FusedDecoder
 
 COMMON = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
@@ -54,10 +54,12 @@ def _lm(name: str):
 def _decoder(model, folder, **options) -> tuple[FusedDecoder, LmArchitecture]:
     arch = LmArchitecture.from_config(model.config.to_dict())
     weights = StateDictSource(model.state_dict(), lambda t: t.detach().numpy())
-    files, _ = build_fused_decoder(arch, weights, FusedDecoderOptions(max_length=128, **options), folder / "decoder.onnx")
-    meta = {"decoder": {"kind": "fused", "max_length": 128, "kv_capacity": 16}, "files": {"decoder": "decoder.onnx"},
+    build_fused_decoder(arch, weights, FusedDecoderOptions(max_length=128, **options), folder / "decoder.onnx")
+    record = DecoderRecord("fused", ("decoder.onnx",), FUSED_INPUTS, ("logits",), "buffers", max_length=128, kv_capacity=16)
+    meta = {"decoder": record.to_json(), "files": {"decoder": "decoder.onnx"},
             "dims": {"num_layers": arch.num_layers, "num_kv_heads": arch.num_kv_heads, "head_dim": arch.head_dim},
-            "kv": {"past_key": PAST_KEY, "past_value": PAST_VALUE, "present_key": PRESENT_KEY, "present_value": PRESENT_VALUE}}  # fmt: skip
+            "kv": {"past_key": PAST_KEY, "past_value": PAST_VALUE,
+                   "present_key": PRESENT_KEY, "present_value": PRESENT_VALUE}}  # fmt: skip
     return FusedDecoder(Bundle(folder, meta)), arch
 
 
