@@ -13,3 +13,7 @@ for b in NEW INT4 OLD; do
   simulsa eval --bundle ${!b} --manifest /tmp/evalsets/test80.jsonl --chunk-ms 1000,inf --hold 3 --policy hold --out $OUT/eval_$b --force
   simulsa eval --bundle ${!b} --manifest /tmp/evalsets/real_abs.jsonl --chunk-ms inf --hold 3 --policy hold --out $OUT/real_$b --force
 done
+# fp32 (the same fused graph, no quantization) for the int4 / int8 / fp32 quality table
+simulsa export /tmp/defckpt --out /tmp/b_fp32 --quantize none --no-verify --force
+simulsa eval --bundle /tmp/b_fp32 --manifest /tmp/evalsets/test80.jsonl --chunk-ms 1000,inf --hold 3 --policy hold --out $OUT/eval_FP32 --force
+simulsa eval --bundle /tmp/b_fp32 --manifest /tmp/evalsets/real_abs.jsonl --chunk-ms inf --hold 3 --policy hold --out $OUT/real_FP32 --force
