@@ -195,6 +195,8 @@ def export_bundle(
     out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
     quantize: Annotated[str, typer.Option(help="int8 or int4 (integer kernels on CPU), or none (fp32).")] = "int8",
     block_size: Annotated[int, typer.Option(help="Weights per quantization scale (MatMulNBits block).")] = 32,
+    head_quantize: Annotated[str | None, typer.Option(help="Fused decoders: the output head's own precision, e.g. "
+                                                           "int8 over int4 layers (default: as --quantize).")] = None,
     decoder: Annotated[str, typer.Option(help="auto: the fused graph (KV buffers bound in place) where the builder knows "
                                               "the LM, else torchscript; or force one of them.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Fused decoder: the longest sequence it decodes (positions).")] = 4096,
@@ -210,7 +212,8 @@ def export_bundle(
     from simulsa.export.pipeline import ExportOptions, run_export
     from simulsa.export.quantize import QuantizeOptions
 
-    options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size)
+    options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size,
+                                       head=head_quantize)  # fmt: skip
     result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force,
                                       full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length)))  # fmt: skip
     for report in result.reports:

@@ -55,11 +55,13 @@ class FusedDecoderOptions:
     block_size: int = 32  # weights per scale along the input dimension (MatMulNBits block)
     accuracy_level: int = 4  # MatMulNBits: 4 = int8 activations and int8 dot products on the CPU
     max_length: int = 4096  # positions the rotary tables cover: the longest sequence the graph can decode
+    head_quantize: str | None = None  # the output head's own mode (e.g. int8 over int4 layers); None: `quantize`
     keep_fp32: tuple[str, ...] = ()  # regexes on projection names (e.g. "lm_head", "layers\\.0\\.") kept as fp32 MatMul
 
     def __post_init__(self) -> None:
-        if self.quantize not in WEIGHT_BITS:
-            raise SimulsaError(f"quantize must be one of {', '.join(WEIGHT_BITS)}, got {self.quantize!r}")
+        for name, mode in (("quantize", self.quantize), ("head_quantize", self.head_quantize or self.quantize)):
+            if mode not in WEIGHT_BITS:
+                raise SimulsaError(f"{name} must be one of {', '.join(WEIGHT_BITS)}, got {mode!r}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise SimulsaError(f"block_size must be a power of two >= 16, got {self.block_size}")
         if self.max_length < 16:
@@ -174,17 +176,18 @@ class _DecoderBuilder:
 
     # ---- pieces ---------------------------------------------------------------------------
 
-    def linear(self, x: str, weight: np.ndarray, name: str) -> str:
-        """x (..., K) @ weight.T -> (..., N); weight (N, K) as transformers stores it."""
+    def linear(self, x: str, weight: np.ndarray, name: str, bits: int | None = None) -> str:
+        """x (..., K) @ weight.T -> (..., N); weight (N, K) as transformers stores it; `bits` overrides the mode's."""
         n, k = weight.shape
-        if not self.bits or any(re.search(pattern, name) for pattern in self.options.keep_fp32):
+        bits = self.bits if bits is None else bits
+        if not bits or any(re.search(pattern, name) for pattern in self.options.keep_fp32):
             w = self.g.constant(f"{name}.weight", np.ascontiguousarray(weight.T))  # (K, N)
-            if self.bits:
+            if bits:
                 self.kept_fp32.append(f"{name}/MatMul")
             return self.g.node("MatMul", [x, w], f"{name}/MatMul")[0]
-        packed, scales = quantize_blocks(weight, self.bits, self.options.block_size)
-        inputs = [x, self.g.constant(f"{name}.weight_q{self.bits}", packed), self.g.constant(f"{name}.scales", scales)]
-        return self.g.node("MatMulNBits", inputs, f"{name}/MatMulNBits", domain=MS_DOMAIN, K=k, N=n, bits=self.bits,
+        packed, scales = quantize_blocks(weight, bits, self.options.block_size)
+        inputs = [x, self.g.constant(f"{name}.weight_q{bits}", packed), self.g.constant(f"{name}.scales", scales)]
+        return self.g.node("MatMulNBits", inputs, f"{name}/MatMulNBits", domain=MS_DOMAIN, K=k, N=n, bits=bits,
                            block_size=self.options.block_size, accuracy_level=self.options.accuracy_level)[0]  # fmt: skip
 
     def gamma(self, name: str) -> str:
@@ -260,7 +263,8 @@ class _DecoderBuilder:
         bounds = [self.g.constant(f"last.{key}", np.array([value])) for key, value in slice_of_last]
         last = self.g.node("Slice", [x, *bounds], "last_position/Slice")[0]
         name = "lm_head.weight" if self.weights.has("lm_head.weight") else "embed_tokens.weight"  # tied: the same tensor
-        return self.linear(last, self.weights.get(name), "lm_head")
+        head_bits = WEIGHT_BITS[self.options.head_quantize or self.options.quantize]
+        return self.linear(last, self.weights.get(name), "lm_head", head_bits)
 
     def build(self) -> str:
         arch, sandwich = self.arch, self.arch.traits.sandwich_norms

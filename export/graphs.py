@@ -153,11 +153,12 @@ def resolve_decoder_kind(model: SpeechLM, options: DecoderGraphOptions) -> str:
 
 
 def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: DecoderGraphOptions, block_size: int = 32,
-                        keep_fp32: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:  # fmt: skip
+                        keep_fp32: tuple[str, ...] = (), head_quantize: str | None = None
+                        ) -> tuple[list[str], list[str]]:  # fmt: skip
     """The fused graph from the model's (merged) weights, quantized as it is written; returns the files and fp32 nodes."""
     weights = StateDictSource(model.lm_state_dict(), lambda t: t.detach().float().cpu().numpy())
     graph_options = FusedDecoderOptions(quantize=quantize, block_size=block_size, max_length=options.max_length,
-                                        keep_fp32=keep_fp32)  # fmt: skip
+                                        keep_fp32=keep_fp32, head_quantize=head_quantize)  # fmt: skip
     return build_fused_decoder(lm_architecture(model), weights, graph_options, path)
 
 

@@ -111,7 +111,7 @@ def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, meta: 
     decoder = meta["decoder"]
     if name == DECODER_FILE and decoder["kind"] == "fused":
         _, kept = write_fused_decoder(model, folder / name, options.mode, DecoderGraphOptions("fused", decoder["max_length"]),
-                                      options.block_size, options.keep_fp32)  # fmt: skip
+                                      options.block_size, options.keep_fp32, options.head)  # fmt: skip
         return kept
     bits = options.bits if name == DECODER_FILE else ENCODER_BITS
     return quantize_graph(fp32 / name, folder / name, options, bits)
@@ -129,6 +129,7 @@ def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, meta: dict, opti
     quantization = {"mode": options.mode, "method": f"onnxruntime MatMulNBits: {options.bits}-bit symmetric decoder weights "
                     f"({ENCODER_BITS}-bit audio graphs) in blocks of {options.block_size}, accuracy_level {ACCURACY_LEVEL} "
                     "(int8 activations and dot products)", "bits": options.bits, "block_size": options.block_size,
+                    "head": options.head or options.mode,
                     "ops": ["MatMul"], "graphs": list(quantized), "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
                     "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
     write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},

@@ -40,10 +40,13 @@ class QuantizeOptions:
     mode: str = "int8"  # int8, int4 or none
     keep_fp32: tuple[str, ...] = ()  # regexes on ONNX node names that stay fp32, e.g. "lm_head"
     block_size: int = BLOCK_SIZE  # MatMulNBits weights per scale
+    head: str | None = None  # fused decoders: the output head's own mode (int8 over int4 layers); None: `mode`
 
     def __post_init__(self) -> None:
         if self.mode not in QUANTIZE_MODES:
             raise SimulsaError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.mode!r}")
+        if self.head is not None and self.head not in QUANTIZE_MODES:
+            raise SimulsaError(f"--head-quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.head!r}")
         if self.block_size not in (16, 32, 64, 128, 256):
             raise SimulsaError(f"--block-size must be 16, 32, 64, 128 or 256, got {self.block_size}")
         for pattern in self.keep_fp32:

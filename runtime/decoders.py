@@ -56,7 +56,6 @@ class FusedDecoder:
         self.kv_names = [(bundle.kv_names("past_key", i), bundle.kv_names("present_key", i),
                           bundle.kv_names("past_value", i), bundle.kv_names("present_value", i))
                          for i in range(self.dims["num_layers"])]  # fmt: skip
-        self._bindings: dict[tuple[int, int, int, int], object] = {}  # (buffer id, generation, first, last slot) -> binding
 
     def new_cache(self, capacity: int | None = None, slots: int = 1) -> BufferCache:
         dims = self.dims
@@ -68,11 +67,10 @@ class FusedDecoder:
         """An IO binding with slots first..last of every layer bound to past and present (made once per buffer layout)."""
         import onnxruntime as ort
 
-        key = (id(buffer), buffer.generation, first, last)
-        binding = self._bindings.get(key)
+        key = (id(self.session), buffer.generation, first, last)
+        binding = buffer.bindings.get(key)  # kept on the buffer: they die with it, and a grown buffer gets new ones
         if binding is None:
-            if len(self._bindings) > 64:  # sessions come and go; bindings of dead buffers must not pile up
-                self._bindings.clear()
+            buffer.bindings = {k: v for k, v in buffer.bindings.items() if k[1] == buffer.generation}
             binding = self.session.io_binding()
             binding.bind_output("logits")  # first: get_outputs() lists outputs in binding order
             for i, (past_k, present_k, past_v, present_v) in enumerate(self.kv_names):
@@ -81,8 +79,8 @@ class FusedDecoder:
                     value = ort.OrtValue.ortvalue_from_numpy(array[first : last + 1])  # a view: the graph writes our memory
                     binding.bind_ortvalue_input(past, value)
                     binding.bind_ortvalue_output(present, value)
-            self._bindings[key] = (binding, buffer)  # holding the buffer keeps id() unique while the binding lives
-        return self._bindings[key][0]
+            buffer.bindings[key] = binding
+        return binding
 
     def _run(self, buffer: KVBuffer, first: int, last: int, embeds: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """embeds (B, S, H) for slots first..last, `ends` (B,) each row's length after the call -> logits (B, V)."""

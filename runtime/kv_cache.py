@@ -54,6 +54,7 @@ class KVBuffer:
         self.slots, self.max_length = slots, max_length
         self.generation = 0  # bumped when the arrays are replaced (bindings made for the old ones are stale)
         self.arrays = self._allocate(capacity)
+        self.bindings: dict[tuple, object] = {}  # the decoder's onnxruntime IO bindings of these arrays
 
     def _allocate(self, capacity: int) -> list[np.ndarray]:
         shape = (self.slots, self.kv_heads, capacity, self.head_dim)  # (slots, KV, M, D)

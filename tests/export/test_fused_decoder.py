@@ -11,6 +11,7 @@ from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, b
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
 from simulsa.runtime.bundle import FUSED_INPUTS, PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, Bundle, DecoderRecord
 from simulsa.runtime.decoders import FusedDecoder
+from simulsa.runtime.errors import SimulsaError
 
 COMMON = {"vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
           "num_key_value_heads": 2, "max_position_embeddings": 256}  # fmt: skip
@@ -153,3 +154,17 @@ def test_architectures_the_builder_does_not_know_are_named():
         LmArchitecture.from_config(config)
     with pytest.raises(UnsupportedArchitecture, match="does not handle attn_logit_softcapping"):
         LmArchitecture.from_config(_gemma3().to_dict() | {"attn_logit_softcapping": 50.0})
+
+
+def test_the_head_can_keep_8_bits_over_4_bit_layers(tmp_path):
+    import onnx
+
+    model = _lm("llama")
+    arch = LmArchitecture.from_config(model.config.to_dict())
+    weights = StateDictSource(model.state_dict(), lambda t: t.detach().numpy())
+    build_fused_decoder(arch, weights, FusedDecoderOptions("int4", head_quantize="int8"), tmp_path / "d.onnx")
+    bits = {node.name: next(a.i for a in node.attribute if a.name == "bits")
+            for node in onnx.load(str(tmp_path / "d.onnx")).graph.node if node.op_type == "MatMulNBits"}  # fmt: skip
+    assert bits.pop("lm_head/MatMulNBits") == 8 and set(bits.values()) == {4}
+    with pytest.raises(SimulsaError, match="head_quantize must be one of none, int8, int4, got 'int2'"):
+        FusedDecoderOptions("int4", head_quantize="int2")
