@@ -97,6 +97,30 @@ def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, token
     return median_ms(run, repeats) / tokens
 
 
+def batched_step_ms(model: OnnxSpeechModel, batch: int, repeats: int, tokens: int = 16) -> float:
+    """ms per decode call when `batch` sequences (100 cached positions each) step together (fused decoders only)."""
+    rng = np.random.default_rng(0)
+    first = model.decoder.new_cache(slots=batch)
+    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], 100))
+    caches = [model.decoder.decode(context, first.buffer.empty(slot))[1] for slot in range(batch)]
+    step = np.repeat(model.embed_tokens([model.bundle.prompt["end_id"]]), batch, axis=0)  # (B, H)
+
+    def run() -> None:
+        states = caches
+        for _ in range(tokens):
+            _, states = model.decoder.decode_steps(step, states)
+
+    return median_ms(run, repeats) / tokens
+
+
+def batched_steps(model: OnnxSpeechModel, repeats: int, sizes: tuple[int, ...] = (1, 2, 4, 8)) -> dict[str, dict]:
+    """Per batch size: ms per call, tokens/s, and the gain over stepping the sequences one by one."""
+    timings = {b: batched_step_ms(model, b, repeats) for b in sizes}
+    single = timings[sizes[0]] / sizes[0]
+    return {str(b): {"ms_per_call": round(ms, 3), "tokens_per_s": round(1000 * b / ms, 1),
+                     "vs_one_by_one": round(b * single / ms, 2)} for b, ms in timings.items()}  # fmt: skip
+
+
 def encoder_ms_per_audio_s(model: OnnxSpeechModel, repeats: int, seconds: float = 10.0) -> float:
     audio = speech(min(seconds, 29.0))
     return median_ms(lambda: model.encode_audio(audio), repeats) / (audio.size / SAMPLE_RATE)
@@ -216,6 +240,8 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
                                    ("size_ratio", "bundle_mb"))}  # fmt: skip
     if reference is not None:
         report["ours_vs_pytorch_eager"] = compare_engines(translator, Translator(reference), options)
+    if translator.model.bundle.decoder_kind == "fused":  # what batching sessions' steps would buy (simulsa serve)
+        report["batched_steps"] = batched_steps(translator.model, options.repeats)
     if baseline_bundle is not None:
         report.update(against_baseline(report, baseline_bundle, options, bandwidth))
     return report
@@ -260,6 +286,9 @@ def bench_table(report: dict) -> str:
                      f"({base['decode_ms_per_token']:.2f} ms/token, {base['decode_vs_bound']}x the bound), step at 400 cached "
                      f"{ratio['step_at_400_cached_speedup']}x faster, streaming RTF {base['streaming']['rtf']} -> "
                      f"{report['streaming']['rtf']}; reuse steps {ratio['reuse_step_speedup']}")  # fmt: skip
+    if "batched_steps" in report:
+        steps = ", ".join(f"{b}: {v['tokens_per_s']} tok/s ({v['vs_one_by_one']}x)" for b, v in report["batched_steps"].items())
+        lines.append(f"decode steps batched across sequences: {steps}")
     top = ", ".join(f"{op} {share:.0%}" for op, share in list(report["decode_time_by_op"].items())[:5])
     lines.append(f"decode time by op: {top}")
     s = report["streaming"]

@@ -246,7 +246,8 @@ def test_eval_command(tiny_bundles, toy_manifest, tmp_path):
 def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     result = invoke("bench", "--bundle", tiny_bundles["composite", "int8"], "--fp32-bundle", tiny_bundles["composite", "none"],
                     "--out", tmp_path / "b", "--lengths", "2,4", "--repeats", "1",
-                    "--torch-checkpoint", tiny_model_dirs["composite"])  # fmt: skip
+                    "--torch-checkpoint", tiny_model_dirs["composite"],
+                    "--baseline-bundle", tiny_bundles["composite", "none"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert [g["audio_s"] for g in report["step_growth"]] == [2, 4]
@@ -257,6 +258,9 @@ def test_bench_command(tiny_bundles, tiny_model_dirs, tmp_path):
     assert report["ours_vs_pytorch_eager"]["decode_speedup"] > 0 and "vs PyTorch eager" in result.output
     shares = report["decode_time_by_op"]  # the int8 decoder's matrix products are MatMulNBits nodes
     assert "MatMulNBits" in shares and abs(sum(shares.values()) - 1) < 0.01 and "decode time by op: " in result.output
+    assert report["decoder_kind"] == "fused" and report["step_400_vs_50"] > 0 and "400 positions cached" in result.output
+    assert list(report["batched_steps"]) == ["1", "2", "4", "8"] and report["batched_steps"]["1"]["vs_one_by_one"] == 1.0
+    assert report["vs_baseline"]["decode_speedup"] > 0 and "vs baseline" in result.output  # int8 against its fp32
 
 
 def test_align_command(tiny_model_dirs, toy_manifest, tmp_path):
