@@ -45,6 +45,9 @@ def serve(
     allow_origin: Annotated[list[str] | None, typer.Option(help="Browser origin allowed besides the server's own "
                                                                 "(repeatable; * allows any).")] = None,
     workers: Annotated[int, typer.Option(help="Compute threads shared by all streams (0: one per core).")] = 0,
+    max_batch_size: Annotated[int, typer.Option(help="Decode the streams' token steps together, up to this many per call "
+                                                     "(fused bundles; 1: off).")] = 1,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a step waits for other streams' steps to join.")] = 2.0,
     chunk_ms: Annotated[float, typer.Option(help="Default audio per step for clients that do not say.")] = 500,
     hold: Annotated[int, typer.Option(help="Default hold for clients that do not say.")] = 3,
     vad: Annotated[str, typer.Option(help="Default voice-activity detector: energy or silero.")] = "energy",
@@ -69,7 +72,8 @@ def serve(
     from simulsa.runtime.session import StreamOptions
 
     options = ServeOptions(host=host, port=port, max_sessions=max_sessions, token=token,
-                           allow_origins=tuple(allow_origin or ()), workers=workers,
+                           allow_origins=tuple(allow_origin or ()), workers=workers, max_batch_size=max_batch_size,
+                           max_wait_ms=max_wait_ms,
                            stream=StreamOptions(chunk_ms=chunk_ms, hold=hold, vad=vad), max_session_s=max_session_s,
                            idle_timeout_s=idle_timeout_s)  # fmt: skip
     _configure_logging(log_file)

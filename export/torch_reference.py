@@ -35,6 +35,9 @@ class TorchSpeechModel:
         dims = self.bundle.dims
         return ConcatCache.empty(self.num_layers, dims["num_kv_heads"], dims["head_dim"])
 
+    def release_cache(self, cache: ConcatCache) -> None:
+        """Nothing to give back (the runtime model's interface)."""
+
     @torch.inference_mode()
     def decode(self, embeds: np.ndarray, state: ConcatCache) -> tuple[np.ndarray, ConcatCache]:
         """(T, H) after `state` -> ((1, V) last-position logits, present K/V as numpy), like the ONNX decoder graph."""

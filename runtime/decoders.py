@@ -32,6 +32,9 @@ class TorchScriptDecoder:
     def new_cache(self, capacity: int | None = None) -> ConcatCache:
         return ConcatCache.empty(self.dims["num_layers"], self.dims["num_kv_heads"], self.dims["head_dim"])
 
+    def release(self, cache: ConcatCache) -> None:
+        """Nothing to give back: every cache owns its arrays."""
+
     def decode(self, embeds: np.ndarray, cache: ConcatCache) -> tuple[np.ndarray, ConcatCache]:
         """(T, H) new embeddings after `cache` -> ((1, V) logits of the last position, the cache covering past + T)."""
         n_past, n_new = cache.length, embeds.shape[0]
@@ -62,6 +65,9 @@ class FusedDecoder:
         buffer = KVBuffer(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"], capacity or self.kv_capacity,
                           self.max_length, slots)  # fmt: skip
         return buffer.empty()
+
+    def release(self, cache: BufferCache) -> None:
+        """Nothing to give back: the session's own buffer goes when the session does (see StepBatcher for shared ones)."""
 
     def _binding(self, buffer: KVBuffer, first: int, last: int):
         """An IO binding with slots first..last of every layer bound to past and present (made once per buffer layout)."""

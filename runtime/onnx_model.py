@@ -63,6 +63,10 @@ class OnnxSpeechModel:
         """An empty KV cache with storage of its own (one per session; see runtime/kv_cache.py)."""
         return self.decoder.new_cache()
 
+    def release_cache(self, cache) -> None:
+        """A session is done with the cache `empty_cache` gave it (a shared decoder reuses its slot)."""
+        self.decoder.release(cache)
+
     def decode(self, embeds: np.ndarray, cache):
         """(T, H) new embeddings after `cache` -> ((1, V) logits of the last position, the cache covering past + T)."""
         return self.decoder.decode(embeds, cache)

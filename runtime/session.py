@@ -174,6 +174,10 @@ class StreamSession:
         self._resamplers.clear()
         self._new_segment()
 
+    def close(self) -> None:
+        """Give the KV storage back (a server's shared decoder reuses it for the next session)."""
+        self.model.release_cache(self.empty_cache)
+
     def accept_audio(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
         """Queue audio: (T,) or (T, C), float or integer, any sample rate."""
         x = to_mono(np.asarray(samples))

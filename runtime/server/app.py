@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from simulsa.runtime.batching import StepBatcher
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.server.metrics import ServerMetrics
 from simulsa.runtime.server.options import ServeOptions
@@ -87,6 +88,9 @@ class StreamServer:
     def __init__(self, translator: Translator, options: ServeOptions) -> None:
         self.translator, self.options = translator, options
         self.pool = ThreadPoolExecutor(options.compute_workers, thread_name_prefix="simulsa-compute")
+        model = translator.model
+        if options.max_batch_size > 1 and model.bundle.decoder_kind == "fused":  # one KVBuffer slot per open stream
+            model.decoder = StepBatcher(model.decoder, options.max_sessions, options.max_batch_size, options.max_wait_ms)
         self.metrics = ServerMetrics()
         self.connections: set[Connection] = set()
         self.captions = CaptionHub()
@@ -183,6 +187,12 @@ class Connection:
             session = await loop.run_in_executor(self.server.pool, self.server.translator.session, self.start.options)
         except SimulsaError as error:  # options this model cannot take (e.g. max_segment_s beyond its window)
             raise ProtocolError(f"bad stream options for this model: {error}", CloseCode.UNSUPPORTED_DATA) from None
+        try:
+            await self._compute_loop(loop, session)
+        finally:
+            session.close()  # its KV storage serves the next stream
+
+    async def _compute_loop(self, loop, session) -> None:
         while True:
             batch = [await self.queue.get()]
             while not self.queue.empty():

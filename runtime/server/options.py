@@ -29,6 +29,8 @@ class ServeOptions:
     token: str | None = None  # bearer token (header) or ?token= (browsers); required off loopback
     allow_origins: tuple[str, ...] = ()  # browser origins allowed besides the server's own
     workers: int = 0  # compute threads shared by all sessions (onnxruntime releases the GIL); 0: the core count
+    max_batch_size: int = 1  # fused decoders: sessions' single-token steps decoded together (runtime/batching.py); 1: off
+    max_wait_ms: float = 2.0  # how long a step waits for other sessions' steps to join its batch
     stream: StreamOptions = StreamOptions()  # defaults for what a client's "start" leaves out
     max_frame_bytes: int = 1 << 20  # one binary frame (1 MiB = 32 s of 16 kHz pcm_s16le)
     max_messages_per_s: float = 200.0  # averaged over a 2 s window
@@ -49,6 +51,8 @@ class ServeOptions:
         for flag, value in positive.items():
             if value <= 0:
                 raise SimulsaError(f"{flag} {value} must be positive")
+        if self.max_batch_size < 1 or self.max_wait_ms < 0:
+            raise SimulsaError(f"--max-batch-size {self.max_batch_size} must be >= 1 and --max-wait-ms {self.max_wait_ms} >= 0")
         if self.workers < 0:
             raise SimulsaError(f"--workers {self.workers} must be >= 0 (0: one per core)")
         for origin in self.allow_origins:
