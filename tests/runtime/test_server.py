@@ -341,3 +341,23 @@ def test_ctrl_c_on_a_live_source_still_gets_the_finals_and_the_end(served, speec
 
     messages = list(stream_blocks(ws, microphone(), 16000, OPTIONS))
     assert messages[-1]["type"] == "end" and any(m["type"] == "final" for m in messages)
+
+
+def test_batched_streams_get_what_each_computes_alone(tiny_bundles, translator, speech_like):
+    """--max-batch-size: two clients at once, their token steps decoded together, each gets its own local events."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simulsa.runtime.batching import StepBatcher
+
+    expected = [(e.committed, e.final) for e in local_events(translator, speech_like)]
+    shared = Translator.from_bundle(tiny_bundles["whisper-tokens", "none"])  # its decoder becomes the server's batcher
+    with running(shared, max_batch_size=4, max_wait_ms=50, workers=2) as (ws, _, _):
+        assert isinstance(shared.model.decoder, StepBatcher)
+        with ThreadPoolExecutor(2) as clients:
+            runs = list(clients.map(lambda _: list(stream_file(ws, speech_like, 16000, OPTIONS, realtime=False)), range(2)))
+    for messages in runs:
+        assert [(m["committed"], m["final"]) for m in messages if m["type"] in ("partial", "final")] == expected
+    # whether steps met in one call depends on timing here; tests/runtime/test_batching.py checks that they do
+    assert len(shared.model.decoder.free_slots) == 8  # both streams gave their slot back
+    with pytest.raises(SimulsaError, match="--max-batch-size 0 must be >= 1"):
+        ServeOptions(max_batch_size=0)
