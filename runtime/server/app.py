@@ -88,10 +88,11 @@ class StreamServer:
     def __init__(self, translator: Translator, options: ServeOptions) -> None:
         self.translator, self.options = translator, options
         self.pool = ThreadPoolExecutor(options.compute_workers, thread_name_prefix="simulsa-compute")
+        self.metrics = ServerMetrics()
         model = translator.model
         if options.max_batch_size > 1 and model.bundle.decoder_kind == "fused":  # one KVBuffer slot per open stream
             model.decoder = StepBatcher(model.decoder, options.max_sessions, options.max_batch_size, options.max_wait_ms)
-        self.metrics = ServerMetrics()
+            self.metrics.batcher = model.decoder
         self.connections: set[Connection] = set()
         self.captions = CaptionHub()
         self.draining = False

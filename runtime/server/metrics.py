@@ -18,6 +18,7 @@ class ServerMetrics:
     events_sent: int = 0
     lag_ms_last: dict[str, float] = dataclasses.field(default_factory=dict)  # session -> its latest lag
     errors: Counter = dataclasses.field(default_factory=Counter)  # reason -> count
+    batcher: object | None = None  # the StepBatcher when streams' steps are batched (--max-batch-size > 1)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def opened(self) -> None:
@@ -57,6 +58,10 @@ class ServerMetrics:
                 ("errors_total", "counter", "Streams ended by an error, by reason.",
                  [(f'{{reason="{reason}"}}', n) for reason, n in sorted(self.errors.items())] or [('{reason="none"}', 0)]),
             ]  # fmt: skip
+            if self.batcher is not None:  # mean steps per call = steps / calls: how much the batching batches
+                rows += [("decode_calls_total", "counter", "Decoder calls on the shared KV buffer.", [("", self.batcher.calls)]),
+                         ("decode_steps_total", "counter", "Tokens (positions) those calls decoded.",
+                          [("", self.batcher.batched_tokens)])]  # fmt: skip
         lines = []
         for name, kind, help_text, samples in rows:
             lines += [f"# HELP {PREFIX}_{name} {help_text}", f"# TYPE {PREFIX}_{name} {kind}"]

@@ -351,10 +351,14 @@ def test_batched_streams_get_what_each_computes_alone(tiny_bundles, translator, 
 
     expected = [(e.committed, e.final) for e in local_events(translator, speech_like)]
     shared = Translator.from_bundle(tiny_bundles["whisper-tokens", "none"])  # its decoder becomes the server's batcher
-    with running(shared, max_batch_size=4, max_wait_ms=50, workers=2) as (ws, _, _):
+    with running(shared, max_batch_size=4, max_wait_ms=50, workers=2) as (ws, http, _):
         assert isinstance(shared.model.decoder, StepBatcher)
         with ThreadPoolExecutor(2) as clients:
             runs = list(clients.map(lambda _: list(stream_file(ws, speech_like, 16000, OPTIONS, realtime=False)), range(2)))
+        metrics = http_get(http + "/metrics")[1]
+        calls = float(re.search(r"^simulsa_decode_calls_total (\S+)$", metrics, re.M).group(1))
+        steps = float(re.search(r"^simulsa_decode_steps_total (\S+)$", metrics, re.M).group(1))
+        assert steps >= calls > 0 and calls == shared.model.decoder.calls
     for messages in runs:
         assert [(m["committed"], m["final"]) for m in messages if m["type"] in ("partial", "final")] == expected
     # whether steps met in one call depends on timing here; tests/runtime/test_batching.py checks that they do
