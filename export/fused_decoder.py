@@ -173,6 +173,7 @@ class _DecoderBuilder:
         self.arch, self.weights, self.options, self.g = arch, weights, options, out
         self.bits = WEIGHT_BITS[options.quantize]
         self.kept_fp32: list[str] = []  # node names kept in fp32 by request
+        self.rotary: dict[float, tuple[str, str]] = {}  # rotary base -> its (cos, sin) tables, shared by its layers
 
     # ---- pieces ---------------------------------------------------------------------------
 
@@ -214,14 +215,14 @@ class _DecoderBuilder:
                            f"{name}/Reshape_back")[0]  # fmt: skip
 
     def rotary_tables(self, theta: float) -> tuple[str, str]:
-        name = f"rotary.theta_{theta:g}"
-        if any(init.name == f"{name}.cos" for init in self.g.initializers):
-            return f"{name}.cos", f"{name}.sin"
-        d = self.arch.head_dim
+        if theta in self.rotary:
+            return self.rotary[theta]
+        name, d = f"rotary.theta_{theta:g}", self.arch.head_dim
         inverse = 1.0 / theta ** (np.arange(0, d, 2, dtype=np.float64) / d)  # (D/2,)
         angles = (np.arange(self.options.max_length, dtype=np.float64) / self.arch.rope_factor)[:, None] * inverse  # (M, D/2)
-        return (self.g.constant(f"{name}.cos", np.cos(angles).astype(np.float32)),
-                self.g.constant(f"{name}.sin", np.sin(angles).astype(np.float32)))  # fmt: skip
+        self.rotary[theta] = (self.g.constant(f"{name}.cos", np.cos(angles).astype(np.float32)),
+                              self.g.constant(f"{name}.sin", np.sin(angles).astype(np.float32)))  # fmt: skip
+        return self.rotary[theta]
 
     # ---- blocks ---------------------------------------------------------------------------
 

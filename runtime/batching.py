@@ -47,11 +47,7 @@ class StepBatcher:
         self.pending: list[_Step] = []
         self.calls = self.batched_tokens = 0  # for /metrics and tests: how many calls, how many tokens they carried
 
-    @property
-    def session(self):
-        return self.decoder.session
-
-    def new_cache(self, capacity: int | None = None) -> BufferCache:
+    def new_cache(self) -> BufferCache:
         with self.queue:
             if not self.free_slots:
                 raise SimulsaError(f"all {self.buffer.slots} decoder slots are taken; close a session first")

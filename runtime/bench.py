@@ -69,23 +69,8 @@ def step_ms(translator: Translator, seconds: float, reuse: bool, options: BenchO
     return statistics.median(timings)
 
 
-def decode_ms_per_token(model: OnnxSpeechModel, repeats: int, tokens: int = 32) -> float:
-    prompt = model.embed_tokens(model.bundle.prompt["prefix_ids"] + model.bundle.prompt["suffix_ids"])
-    _, past = model.decode(prompt, model.empty_cache())
-    one = model.embed_tokens([model.bundle.prompt["end_id"]])
-
-    def run() -> None:
-        cache = past
-        for _ in range(tokens):
-            _, cache = model.decode(one, cache)
-
-    return median_ms(run, repeats) / tokens
-
-
-def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, tokens: int = 16) -> float:
-    """ms per decode step once `cached` positions are in the KV cache: flat for in-place buffers, growing for concat."""
-    rng = np.random.default_rng(0)
-    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], cached))
+def _step_ms_after(model: OnnxSpeechModel, context: np.ndarray, repeats: int, tokens: int) -> float:
+    """ms per single-token decode step after `context` (T, H) is in the cache, median over repeats."""
     _, past = model.decode(context, model.empty_cache())
     one = model.embed_tokens([model.bundle.prompt["end_id"]])
 
@@ -95,6 +80,18 @@ def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, token
             _, cache = model.decode(one, cache)
 
     return median_ms(run, repeats) / tokens
+
+
+def decode_ms_per_token(model: OnnxSpeechModel, repeats: int, tokens: int = 32) -> float:
+    prompt = model.embed_tokens(model.bundle.prompt["prefix_ids"] + model.bundle.prompt["suffix_ids"])
+    return _step_ms_after(model, prompt, repeats, tokens)
+
+
+def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, tokens: int = 16) -> float:
+    """ms per decode step once `cached` positions are in the KV cache: flat for in-place buffers, growing for concat."""
+    rng = np.random.default_rng(0)
+    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], cached))
+    return _step_ms_after(model, context, repeats, tokens)
 
 
 def batched_step_ms(model: OnnxSpeechModel, batch: int, repeats: int, tokens: int = 16) -> float:

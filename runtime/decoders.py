@@ -29,7 +29,7 @@ class TorchScriptDecoder:
         self.input_names, _ = bundle.io_names("decoder")
         self.dims = bundle.dims
 
-    def new_cache(self, capacity: int | None = None) -> ConcatCache:
+    def new_cache(self) -> ConcatCache:
         return ConcatCache.empty(self.dims["num_layers"], self.dims["num_kv_heads"], self.dims["head_dim"])
 
     def release(self, cache: ConcatCache) -> None:
@@ -60,10 +60,10 @@ class FusedDecoder:
                           bundle.kv_names("past_value", i), bundle.kv_names("present_value", i))
                          for i in range(self.dims["num_layers"])]  # fmt: skip
 
-    def new_cache(self, capacity: int | None = None, slots: int = 1) -> BufferCache:
+    def new_cache(self, slots: int = 1) -> BufferCache:
+        """An empty state on a new buffer of `slots` sequences (a session: 1; a server's StepBatcher: one per stream)."""
         dims = self.dims
-        buffer = KVBuffer(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"], capacity or self.kv_capacity,
-                          self.max_length, slots)  # fmt: skip
+        buffer = KVBuffer(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"], self.kv_capacity, self.max_length, slots)
         return buffer.empty()
 
     def release(self, cache: BufferCache) -> None:
