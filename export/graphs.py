@@ -13,8 +13,9 @@ import torch
 
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
-from simulsa.export.wrappers import BlockEncoderWrapper, DecoderWrapper, WindowEncoderWrapper
+from simulsa.export.wrappers import DecoderWrapper
 from simulsa.runtime.bundle import DECODER_KINDS, FUSED_INPUTS, DecoderRecord
+from simulsa.runtime.bundle_records import GraphIO
 from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
 from simulsa.runtime.errors import SimulsaError
 from simulsa.train.families.base import SpeechLM
@@ -27,8 +28,6 @@ TOKENIZER_FILE = "tokenizer.json"
 
 EAR_DECODER_FILE = "ear_decoder.onnx"
 PROJECTOR_FILE = "projector.onnx"
-
-ENCODER_WRAPPERS = {"composite": BlockEncoderWrapper, "qwen2-audio": WindowEncoderWrapper}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,19 +56,18 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, names: tuple, outp
                           dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)  # fmt: skip
 
 
-def _export_wrapper(wrapper: torch.nn.Module, args: tuple, path: Path) -> dict[str, list[str]]:
+def _export_wrapper(wrapper: torch.nn.Module, args: tuple, path: Path) -> GraphIO:
     _export(wrapper.eval(), args, path, wrapper.input_names, wrapper.output_names, wrapper.dynamic_axes)
-    return {"inputs": list(wrapper.input_names), "outputs": list(wrapper.output_names)}
+    return GraphIO(inputs=tuple(wrapper.input_names), outputs=tuple(wrapper.output_names))
 
 
-def _audio_encoder_graph(model: SpeechLM, folder: Path) -> tuple[dict, dict[str, str]]:
-    """composite, qwen2-audio: one graph from audio features to LM embeddings."""
-    encoder = ENCODER_WRAPPERS[model.family](model)
+def audio_encoder_graph(encoder: torch.nn.Module, model: SpeechLM, folder: Path) -> tuple[dict[str, GraphIO], dict[str, str]]:
+    """composite, qwen2-audio: one graph (the family's wrapper) from audio features to LM embeddings."""
     io = _export_wrapper(encoder, encoder.example_inputs(model.simulsa_config.audio.n_mels), folder / ENCODER_FILE)
     return {"audio_encoder": io}, {"audio_encoder": ENCODER_FILE}
 
 
-def _ear_graphs(model: SpeechLM, folder: Path) -> tuple[dict, dict[str, str]]:
+def ear_graphs(model: SpeechLM, folder: Path) -> tuple[dict[str, GraphIO], dict[str, str]]:
     """whisper-tokens: Whisper's encoder (to cross-attention K/V), its decoder step, and the projector."""
     from simulsa.export.ear_wrappers import EarDecoderWrapper, EarEncoderWrapper, EarProjectorWrapper
 
@@ -115,12 +113,10 @@ def dedupe_constants(path: Path, min_elements: int = 1 << 20) -> int:
     return len(renamed)
 
 
-def _deduped(io: dict[str, list[str]], path: Path) -> dict[str, list[str]]:
+def _deduped(io: GraphIO, path: Path) -> GraphIO:
     dedupe_constants(path)
     return io
 
-
-AUDIO_GRAPHS = {"composite": _audio_encoder_graph, "qwen2-audio": _audio_encoder_graph, "whisper-tokens": _ear_graphs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,30 +158,31 @@ def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: Dec
     return build_fused_decoder(lm_architecture(model), weights, graph_options, path)
 
 
-def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[dict, dict[str, list[str]]]:
+def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[DecoderRecord, GraphIO]:
     files, _ = write_fused_decoder(model, folder / DECODER_FILE, "none", options)
     record = DecoderRecord(kind="fused", files=tuple(files), inputs=FUSED_INPUTS, outputs=("logits",),
                          kv_layout="(batch, kv_heads, buffer, head_dim), one buffer bound to past and present",
-                         max_length=options.max_length, kv_capacity=DEFAULT_KV_CAPACITY).to_json()  # fmt: skip
-    return record, {"inputs": list(FUSED_INPUTS), "outputs": ["logits"]}  # the K/V are bound by the kv name patterns
+                         max_length=options.max_length, kv_capacity=DEFAULT_KV_CAPACITY)  # fmt: skip
+    return record, GraphIO(inputs=FUSED_INPUTS, outputs=("logits",))  # the K/V are bound by the kv name patterns
 
 
-def _torchscript_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[dict, dict[str, list[str]]]:
+def _torchscript_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[DecoderRecord, GraphIO]:
     dims = LmDims.of(model)
     decoder = DecoderWrapper(model, dims.num_layers)
     io = _export_wrapper(decoder, decoder.example_inputs(dims.hidden_size, dims.num_kv_heads, dims.head_dim), folder / DECODER_FILE)
-    record = DecoderRecord(kind="torchscript", files=(DECODER_FILE,), inputs=tuple(io["inputs"][:3]), outputs=("logits",),
+    record = DecoderRecord(kind="torchscript", files=(DECODER_FILE,), inputs=io.inputs[:3], outputs=("logits",),
                            kv_layout="(batch, kv_heads, past, head_dim); present = past + new, returned as new arrays")
-    return record.to_json(), io  # io: every input and output in order (the runtime feeds the past by position)
+    return record, io  # io: every input and output; the runtime binds the K/V by the kv name patterns
 
 
 DECODER_GRAPHS = {"fused": _fused_decoder, "torchscript": _torchscript_decoder}
 
 
-def export_graphs(model: SpeechLM, folder: Path, decoder: DecoderGraphOptions = DecoderGraphOptions()
-                  ) -> tuple[dict, dict[str, str], dict]:  # fmt: skip
-    """Write the audio graphs and the decoder graph; return their input/output names, files and the decoder record."""
-    io, files = AUDIO_GRAPHS[model.family](model, folder)
+def export_graphs(model: SpeechLM, folder: Path, audio_graphs, decoder: DecoderGraphOptions = DecoderGraphOptions()
+                  ) -> tuple[dict[str, GraphIO], dict[str, str], DecoderRecord]:  # fmt: skip
+    """Write the family's audio graphs (`audio_graphs`, export/families.py) and the decoder graph; return their
+    input/output names, files and the decoder record."""
+    io, files = audio_graphs(model, folder)
     record, io["decoder"] = DECODER_GRAPHS[resolve_decoder_kind(model, decoder)](model, folder, decoder)
     return io, {**files, "decoder": DECODER_FILE}, record
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from simulsa.export.bundle_writer import bundle_meta, write_bundle_json, write_notices
+from simulsa.export.bundle_writer import bundle_record, write_bundle_json, write_notices
+from simulsa.export.families import export_family
 from simulsa.export.graphs import (
     DECODER_FILE,
     EMBED_FILE,
-    ENCODER_FILE,
     TOKENIZER_FILE,
     DecoderGraphOptions,
     export_graphs,
@@ -40,7 +40,8 @@ from simulsa.export.quantize import (
     weights_bytes,
 )
 from simulsa.export.verify import VerificationReport, verify_bundle
-from simulsa.runtime.bundle import load_bundle
+from simulsa.runtime.bundle import BUNDLE_JSON, load_bundle
+from simulsa.runtime.bundle_records import BundleRecord, FilesRecord, QuantizationRecord, SourceRecord, TokenizerRecord
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir, check_output_free
 from simulsa.runtime.onnx_model import OnnxSpeechModel
@@ -49,10 +50,6 @@ from simulsa.train.families.base import SpeechLM
 from simulsa.train.lora import has_adapter
 
 VERIFICATION_FILE = "verification.json"
-# graphs quantized in int8 mode (default: the audio encoder and the decoder). whisper-tokens keeps its ear in fp32:
-# the encoder runs every step and int8 made Whisper-base's encoder slower (0.84x, docs/performance.md), and the
-# transcript decides everything downstream.
-QUANTIZED_GRAPHS = {"whisper-tokens": (DECODER_FILE,)}
 
 
 class ExportError(SimulsaError):
@@ -82,58 +79,58 @@ class ExportResult:
         return self.fp32_bytes / self.bundle_bytes
 
 
-def load_merged(checkpoint: str) -> tuple[SpeechLM, dict]:
+def load_merged(checkpoint: str) -> tuple[SpeechLM, SourceRecord]:
     """The checkpoint's model with its adapter merged (plain weights), and where it came from."""
     config, where = resolve_config(checkpoint)
     model = load_speech_lm(checkpoint).eval()
     if has_adapter(model):
         setattr(model, model.peft_root, model.lm_module.merge_and_unload())
-    source = {"model": where, "base_model": config.base_model, "adapter": config.adapter}
-    return model, source
+    return model, SourceRecord(model=where, base_model=config.base_model, adapter=config.adapter)
 
 
-def _write_fp32(model: SpeechLM, folder: Path, source: dict, options: ExportOptions) -> dict:
+def _write_fp32(model: SpeechLM, folder: Path, source: SourceRecord, options: ExportOptions) -> BundleRecord:
     folder.mkdir(exist_ok=True)
-    io, graph_files, decoder = export_graphs(model, folder, options.decoder)
+    family = export_family(model)
+    io, graph_files, decoder = export_graphs(model, folder, family.audio_graphs, options.decoder)
     write_embeddings(model, folder)
     merges_dropped = write_tokenizer(model, folder, decode_only=not options.full_tokenizer)
-    source = {**source, "notices": write_notices(model, folder)}  # terms that travel with derived weights
-    files = {**graph_files, "embed_tokens": EMBED_FILE, "embed_scales": None, "tokenizer": TOKENIZER_FILE}
-    meta = bundle_meta(model, io, files, {"mode": "none"}, source)
-    meta["decoder"] = decoder
-    meta["tokenizer"] = {"decode_only": merges_dropped}  # BPE merges dropped: it decodes every id, it cannot encode
-    write_bundle_json(folder, meta)
-    return meta
+    source = dataclasses.replace(source, notices=tuple(write_notices(model, folder)))  # terms that travel with the weights
+    files = FilesRecord(**graph_files, embed_tokens=EMBED_FILE, tokenizer=TOKENIZER_FILE)
+    record = bundle_record(model, family.audio_record(model), io, files, decoder,
+                           TokenizerRecord(decode_only=merges_dropped), source)  # fmt: skip
+    return write_bundle_json(folder, record)
 
 
-def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, meta: dict, options: QuantizeOptions) -> list[str]:
+def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, record: BundleRecord,
+                    options: QuantizeOptions) -> list[str]:  # fmt: skip
     """One graph at the mode's bits (audio graphs at ENCODER_BITS); a fused decoder is rewritten from the weights."""
-    decoder = meta["decoder"]
-    if name == DECODER_FILE and decoder["kind"] == "fused":
-        _, kept = write_fused_decoder(model, folder / name, options.mode, DecoderGraphOptions("fused", decoder["max_length"]),
+    decoder = record.decoder
+    if name == DECODER_FILE and decoder.kind == "fused":
+        _, kept = write_fused_decoder(model, folder / name, options.mode, DecoderGraphOptions("fused", decoder.max_length),
                                       options.block_size, options.keep_fp32, options.head)  # fmt: skip
         return kept
     bits = options.bits if name == DECODER_FILE else ENCODER_BITS
     return quantize_graph(fp32 / name, folder / name, options, bits)
 
 
-def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, meta: dict, options: QuantizeOptions) -> None:
-    quantized = QUANTIZED_GRAPHS.get(meta["family"], (ENCODER_FILE, DECODER_FILE))
-    kept = {name: _quantize_graph(model, fp32, folder, name, meta, options) for name in quantized}
+def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRecord, options: QuantizeOptions) -> None:
+    quantized = export_family(model).quantized_graphs
+    kept = {name: tuple(_quantize_graph(model, fp32, folder, name, record, options)) for name in quantized}
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
-    graphs = [name for role, name in meta["files"].items() if name and name.endswith(".onnx") and name not in quantized]
-    for name in [TOKENIZER_FILE, *graphs, *meta["source"]["notices"]]:
+    roles = dataclasses.asdict(record.files).values()
+    graphs = [name for name in roles if name and name.endswith(".onnx") and name not in quantized]
+    for name in [TOKENIZER_FILE, *graphs, *record.source.notices]:
         shutil.copy(fp32 / name, folder / name)
-    quantization = {"mode": options.mode, "method": f"onnxruntime MatMulNBits: {options.bits}-bit symmetric decoder weights "
-                    f"({ENCODER_BITS}-bit audio graphs) in blocks of {options.block_size}, accuracy_level {ACCURACY_LEVEL} "
-                    "(int8 activations and dot products)", "bits": options.bits, "block_size": options.block_size,
-                    "head": options.head or options.mode,
-                    "ops": ["MatMul"], "graphs": list(quantized), "keep_fp32_patterns": list(options.keep_fp32), "fp32_nodes": kept,
-                    "embed_tokens": "int8 rows x per-row float32 scales (embed_scales.npy)"}  # fmt: skip
-    write_bundle_json(folder, {**meta, "files": {**meta["files"], "embed_scales": EMBED_SCALES_FILE},
-                               "quantization": quantization})  # fmt: skip
+    quantization = QuantizationRecord(
+        mode=options.mode, bits=options.bits, block_size=options.block_size, head=options.head or options.mode,
+        method=f"onnxruntime MatMulNBits: {options.bits}-bit symmetric decoder weights ({ENCODER_BITS}-bit audio graphs) "
+               f"in blocks of {options.block_size}, accuracy_level {ACCURACY_LEVEL} (int8 activations and dot products)",
+        ops=("MatMul",), graphs=tuple(quantized), keep_fp32_patterns=tuple(options.keep_fp32), fp32_nodes=kept,
+        embed_tokens="int8 rows x per-row float32 scales (embed_scales.npy)")  # fmt: skip
+    files = dataclasses.replace(record.files, embed_scales=EMBED_SCALES_FILE)
+    write_bundle_json(folder, dataclasses.replace(record, files=files, quantization=quantization))
 
 
 def _verified(model: SpeechLM, folder: Path, precision: str) -> VerificationReport:
@@ -159,11 +156,11 @@ def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = N
         with atomic_dir(options.out, options.force) as tmp:
             fp32 = tmp / "fp32" if quantized else tmp
             step("export fp32")
-            meta = _write_fp32(model, fp32, source, options)
+            record = _write_fp32(model, fp32, source, options)
             fp32_bytes = weights_bytes(fp32)
             if quantized:  # quantized before the fp32 check so that the two checks run together at the end
                 step(f"quantize {mode}")
-                _write_quantized(model, fp32, tmp, meta, options.quantize)
+                _write_quantized(model, fp32, tmp, record, options.quantize)
             if options.verify:
                 step("verify fp32")
                 reports.append(_verified(model, fp32, "fp32"))
@@ -202,7 +199,6 @@ def _step_reporter(steps: list[str], on_step: Callable[[str], None] | None) -> I
 
 def _finish(folder: Path, reports: list[VerificationReport]) -> None:
     """Record the verification in the bundle and re-hash, so bundle.json covers verification.json too."""
-    meta = json.loads((folder / "bundle.json").read_text())
-    meta.pop("sha256")
+    record = BundleRecord.from_json(json.loads((folder / BUNDLE_JSON).read_text()))
     (folder / VERIFICATION_FILE).write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n")
-    write_bundle_json(folder, meta)
+    write_bundle_json(folder, record)

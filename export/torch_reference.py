@@ -20,7 +20,7 @@ class TorchSpeechModel:
     def __init__(self, model: SpeechLM, bundle: Bundle) -> None:
         self.model = model.eval()
         self.bundle = bundle
-        self.num_layers = bundle.dims["num_layers"]
+        self.num_layers = bundle.dims.num_layers
 
     @torch.inference_mode()
     def embed_tokens(self, ids) -> np.ndarray:
@@ -33,7 +33,7 @@ class TorchSpeechModel:
 
     def empty_cache(self) -> ConcatCache:
         dims = self.bundle.dims
-        return ConcatCache.empty(self.num_layers, dims["num_kv_heads"], dims["head_dim"])
+        return ConcatCache.empty(self.num_layers, dims.num_kv_heads, dims.head_dim)
 
     def release_cache(self, cache: ConcatCache) -> None:
         """Nothing to give back (the runtime model's interface)."""

@@ -112,12 +112,12 @@ def _onnx_teacher_forced(onnx: OnnxSpeechModel, prompt: np.ndarray, tokens: list
 
 
 def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.ndarray) -> CaseResult:
-    prompt_meta = onnx.bundle.prompt
-    stop = prompt_meta["end_id"]
+    prompt = onnx.bundle.prompt
+    stop = prompt.end_id
     torch_prompt = _torch_prompt(model, samples)
     torch_tokens = _torch_greedy(model, torch_prompt, stop)
-    onnx_prompt = np.concatenate([onnx.embed_tokens(prompt_meta["prefix_ids"]), onnx.encode_audio(samples),
-                                  onnx.embed_tokens(prompt_meta["suffix_ids"])])  # fmt: skip
+    onnx_prompt = np.concatenate([onnx.embed_tokens(list(prompt.prefix_ids)), onnx.encode_audio(samples),
+                                  onnx.embed_tokens(list(prompt.suffix_ids))])  # fmt: skip
     onnx_tokens = onnx.greedy(onnx_prompt, GREEDY_TOKENS, {stop})
     # teacher-forced comparison over prompt + the torch continuation
     with torch.no_grad():

@@ -72,7 +72,7 @@ def step_ms(translator: Translator, seconds: float, reuse: bool, options: BenchO
 def _step_ms_after(model: OnnxSpeechModel, context: np.ndarray, repeats: int, tokens: int) -> float:
     """ms per single-token decode step after `context` (T, H) is in the cache, median over repeats."""
     _, past = model.decode(context, model.empty_cache())
-    one = model.embed_tokens([model.bundle.prompt["end_id"]])
+    one = model.embed_tokens([model.bundle.prompt.end_id])
 
     def run() -> None:
         cache = past
@@ -83,14 +83,14 @@ def _step_ms_after(model: OnnxSpeechModel, context: np.ndarray, repeats: int, to
 
 
 def decode_ms_per_token(model: OnnxSpeechModel, repeats: int, tokens: int = 32) -> float:
-    prompt = model.embed_tokens(model.bundle.prompt["prefix_ids"] + model.bundle.prompt["suffix_ids"])
+    prompt = model.embed_tokens([*model.bundle.prompt.prefix_ids, *model.bundle.prompt.suffix_ids])
     return _step_ms_after(model, prompt, repeats, tokens)
 
 
 def decode_ms_at_length(model: OnnxSpeechModel, cached: int, repeats: int, tokens: int = 16) -> float:
     """ms per decode step once `cached` positions are in the KV cache: flat for in-place buffers, growing for concat."""
     rng = np.random.default_rng(0)
-    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], cached))
+    context = model.embed_tokens(rng.integers(0, model.bundle.dims.vocab_size, cached))
     return _step_ms_after(model, context, repeats, tokens)
 
 
@@ -98,9 +98,9 @@ def batched_step_ms(model: OnnxSpeechModel, batch: int, repeats: int, tokens: in
     """ms per decode call when `batch` sequences (100 cached positions each) step together (fused decoders only)."""
     rng = np.random.default_rng(0)
     first = model.decoder.new_cache(slots=batch)
-    context = model.embed_tokens(rng.integers(0, model.bundle.dims["vocab_size"], 100))
+    context = model.embed_tokens(rng.integers(0, model.bundle.dims.vocab_size, 100))
     caches = [model.decoder.decode(context, first.buffer.empty(slot))[1] for slot in range(batch)]
-    step = np.repeat(model.embed_tokens([model.bundle.prompt["end_id"]]), batch, axis=0)  # (B, H)
+    step = np.repeat(model.embed_tokens([model.bundle.prompt.end_id]), batch, axis=0)  # (B, H)
 
     def run() -> None:
         states = caches
@@ -189,7 +189,7 @@ def compare_engines(translator: Translator, reference: Translator, options: Benc
 
 
 def step_growth(translator: Translator, options: BenchOptions) -> list[dict]:
-    window = translator.model.bundle.audio.get("window_s")
+    window = translator.model.bundle.audio.window_s
     growth = []
     for seconds in [s for s in options.lengths_s if not window or s < window]:
         reuse, full = step_ms(translator, seconds, True, options), step_ms(translator, seconds, False, options)
@@ -225,7 +225,7 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
     streaming = _streaming(translator, options)
     peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the bandwidth buffers
     bandwidth = copy_bandwidth_gbs()
-    report = {"bundle": str(bundle), "quantization": translator.model.bundle.meta["quantization"]["mode"],
+    report = {"bundle": str(bundle), "quantization": translator.model.bundle.record.quantization.mode,
               "repeats": options.repeats, "step_growth": growth, "copy_bandwidth_gbs": round(bandwidth, 2),
               **_speed(translator.model, options, bundle, bandwidth), "streaming": streaming,
               "peak_rss_mb": peak_rss_mb, "decode_time_by_op": decode_profile(bundle, options.threads)}  # fmt: skip
@@ -237,7 +237,7 @@ def run_bench(bundle: Path, options: BenchOptions, fp32_bundle: Path | None = No
                                    ("size_ratio", "bundle_mb"))}  # fmt: skip
     if reference is not None:
         report["ours_vs_pytorch_eager"] = compare_engines(translator, Translator(reference), options)
-    if translator.model.bundle.decoder_kind == "fused":  # what batching sessions' steps would buy (simulsa serve)
+    if translator.model.bundle.decoder.kind == "fused":  # what batching sessions' steps would buy (simulsa serve)
         report["batched_steps"] = batched_steps(translator.model, options.repeats)
     if baseline_bundle is not None:
         report.update(against_baseline(report, baseline_bundle, options, bandwidth))
@@ -248,10 +248,10 @@ def _speed(model: OnnxSpeechModel, options: BenchOptions, path: Path, bandwidth_
     decode = decode_ms_per_token(model, options.repeats)
     encoder = encoder_ms_per_audio_s(model, options.repeats)
     at_50, at_400 = (decode_ms_at_length(model, n, options.repeats) for n in (50, 400))
-    files = model.bundle.meta["decoder"].get("files") or [model.bundle.meta["files"]["decoder"]]
+    files = model.bundle.decoder.files
     weights = sum((model.bundle.path / name).stat().st_size for name in files)  # every decoder weight is read once per token
     bound_ms = weights / (bandwidth_gbs * 1e9) * 1000
-    return {"decoder_kind": model.bundle.decoder_kind, "decode_ms_per_token": round(decode, 3),
+    return {"decoder_kind": model.bundle.decoder.kind, "decode_ms_per_token": round(decode, 3),
             "encoder_ms_per_audio_s": round(encoder, 3), "bundle_mb": round(bundle_bytes(path) / 1e6, 2),
             "bandwidth_bound_ms_per_token": round(bound_ms, 4), "decode_vs_bound": round(decode / bound_ms, 2),
             "decode_ms_at_50_cached": round(at_50, 3), "decode_ms_at_400_cached": round(at_400, 3),

@@ -11,13 +11,26 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
-from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.bundle_records import (
+    DECODER_KINDS,
+    AudioRecord,
+    BundleError,
+    BundleRecord,
+    DecoderRecord,
+    Dims,
+    GraphIO,
+    KVRecord,
+    PromptRecord,
+)
+
+__all__ = ["DECODER_KINDS", "SCHEMA_VERSION", "Bundle", "BundleError", "BundleRecord", "DecoderRecord", "load_bundle",
+           "open_session", "sha256_of"]
 
 # 2: the decoder returns the last position's logits only; 3: whisper-tokens (ear graphs, ear fields);
-# 4: the decoder record (`decoder.kind`: a fused graph over preallocated KV buffers, or the TorchScript graph)
-SCHEMA_VERSION = 4
+# 4: the decoder record (`decoder.kind`: a fused graph over preallocated KV buffers, or the TorchScript graph);
+# 5: every section a typed record (runtime/bundle_records.py), every tensor bound by name
+SCHEMA_VERSION = 5
 BUNDLE_JSON = "bundle.json"
 
 PAST_KEY = "past_key_values.{}.key"  # KV tensor names, per layer, in every decoder kind
@@ -25,86 +38,52 @@ PAST_VALUE = "past_key_values.{}.value"
 PRESENT_KEY = "present.{}.key"
 PRESENT_VALUE = "present.{}.value"
 FUSED_INPUTS = ("inputs_embeds", "seqlens_k", "total_sequence_length")  # the fused decoder's inputs before the KV
-DECODER_KINDS = ("fused", "torchscript")  # fused: KV in buffers the runtime binds; torchscript: past in, grown present out
-
-
-class BundleError(SimulsaError):
-    """A bundle that is missing, corrupt, or of another schema version."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DecoderRecord:
-    """bundle.json `decoder`: which decoder graph this is and how the runtime binds it (docs/bundle.md)."""
-
-    kind: str  # fused | torchscript (DECODER_KINDS)
-    files: tuple[str, ...]  # decoder.onnx (+ decoder.onnx.data when the weights are external)
-    inputs: tuple[str, ...]  # graph inputs before the K/V
-    outputs: tuple[str, ...]  # graph outputs before the K/V
-    kv_layout: str
-    max_length: int | None = None  # fused: the longest sequence (rotary tables)
-    kv_capacity: int | None = None  # fused: positions a session's buffer starts with
-
-    def __post_init__(self) -> None:
-        if self.kind not in DECODER_KINDS:
-            raise BundleError(f"decoder kind {self.kind!r} is not one of {', '.join(DECODER_KINDS)}; re-export the bundle")
-        if self.kind == "fused" and not (self.max_length and self.kv_capacity):
-            raise BundleError("a fused decoder record needs max_length and kv_capacity; re-export the bundle")
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_json(cls, entry: dict[str, Any]) -> DecoderRecord:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in entry]
-        if missing:
-            raise BundleError(f"its decoder record lacks {', '.join(missing)}; re-export the bundle with this simulsa")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields})
 
 
 @dataclasses.dataclass(frozen=True)
 class Bundle:
     path: Path
-    meta: dict[str, Any]  # the parsed bundle.json
+    record: BundleRecord  # the parsed, checked bundle.json
 
     @property
     def family(self) -> str:
-        return self.meta["family"]
+        return self.record.family
 
     @property
-    def dims(self) -> dict[str, int]:
-        return self.meta["dims"]
+    def dims(self) -> Dims:
+        return self.record.dims
 
     @property
-    def audio(self) -> dict[str, Any]:
-        return self.meta["audio"]
+    def audio(self) -> AudioRecord:
+        return self.record.audio
 
     @property
-    def prompt(self) -> dict[str, Any]:
-        return self.meta["prompt"]
+    def prompt(self) -> PromptRecord:
+        return self.record.prompt
 
     @property
     def decoder(self) -> DecoderRecord:
-        return DecoderRecord.from_json(self.meta["decoder"])
+        return self.record.decoder
 
     @property
-    def decoder_kind(self) -> str:
-        return self.decoder.kind
+    def kv(self) -> KVRecord:
+        return self.record.kv
 
     def file(self, role: str) -> Path:
-        """Path of the file playing `role` (audio_encoder, decoder, embed_tokens, embed_scales, tokenizer)."""
-        name = self.meta["files"].get(role)
+        """Path of the file playing `role` (FILE_ROLES: audio_encoder, decoder, embed_tokens, embed_scales, tokenizer, ...)."""
+        name = getattr(self.record.files, role, None)
         if name is None:
             raise BundleError(f"bundle {self.path} has no {role} file")
         return self.path / name
 
-    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
-        entry = self.meta["io"][graph]
-        return entry["inputs"], entry["outputs"]
+    def has_file(self, role: str) -> bool:
+        return getattr(self.record.files, role, None) is not None
 
-    def kv_names(self, kind: str, layer: int) -> str:
-        """kind: past_key, past_value, present_key, present_value."""
-        return self.meta["kv"][kind].format(layer)
+    def io(self, graph: str) -> GraphIO:
+        """The input and output names of one graph (audio_encoder, ear_decoder, projector, decoder)."""
+        if graph not in self.record.io:
+            raise BundleError(f"bundle {self.path} describes no {graph} graph; re-export the bundle")
+        return self.record.io[graph]
 
 
 def sha256_of(path: Path) -> str:
@@ -125,17 +104,17 @@ def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise BundleError(f"{meta_path}: corrupt bundle.json ({err.msg}); re-export the bundle") from None
-    version = meta.get("schema_version")
+    version = meta.get("schema_version") if isinstance(meta, dict) else None
     if version != SCHEMA_VERSION:
         raise BundleError(f"bundle {str(path)!r} has schema version {version}, this simulsa reads version "
                           f"{SCHEMA_VERSION}; re-export it with this simulsa")  # fmt: skip
     try:
-        DecoderRecord.from_json(meta.get("decoder") or {})
+        record = BundleRecord.from_json(meta)
     except BundleError as err:
         raise BundleError(f"bundle {str(path)!r}: {err}") from None
-    for name, expected in meta.get("sha256", {}).items():
+    for name, expected in record.sha256.items():
         _check_file(path, name, expected, verify_checksums)
-    return Bundle(path=path, meta=meta)
+    return Bundle(path=path, record=record)
 
 
 def _check_file(folder: Path, name: str, expected: str, verify_checksum: bool) -> None:

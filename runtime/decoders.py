@@ -26,11 +26,13 @@ class TorchScriptDecoder:
 
     def __init__(self, bundle: Bundle, threads: int | None = None, profile_prefix: str | None = None) -> None:
         self.session = open_session(bundle.file("decoder"), threads, profile_prefix=profile_prefix)
-        self.input_names, _ = bundle.io_names("decoder")
         self.dims = bundle.dims
+        layers = [bundle.kv.names(i) for i in range(self.dims.num_layers)]  # (past k, present k, past v, present v)
+        self.past_names = [name for past_k, _, past_v, _ in layers for name in (past_k, past_v)]
+        self.output_names = ["logits"] + [name for _, present_k, _, present_v in layers for name in (present_k, present_v)]
 
     def new_cache(self) -> ConcatCache:
-        return ConcatCache.empty(self.dims["num_layers"], self.dims["num_kv_heads"], self.dims["head_dim"])
+        return ConcatCache.empty(self.dims.num_layers, self.dims.num_kv_heads, self.dims.head_dim)
 
     def release(self, cache: ConcatCache) -> None:
         """Nothing to give back: every cache owns its arrays."""
@@ -41,8 +43,8 @@ class TorchScriptDecoder:
         feeds = {"inputs_embeds": embeds[None].astype(np.float32),
                  "attention_mask": np.ones((1, n_past + n_new), dtype=np.int64),
                  "position_ids": np.arange(n_past, n_past + n_new, dtype=np.int64)[None]}  # fmt: skip
-        feeds.update(zip(self.input_names[3:], cache.tensors))
-        logits, *present = self.session.run(None, feeds)
+        feeds.update(zip(self.past_names, cache.tensors))
+        logits, *present = self.session.run(self.output_names, feeds)
         return logits[0], ConcatCache(tuple(present))
 
 
@@ -56,14 +58,12 @@ class FusedDecoder:
         self.max_length = record.max_length
         self.kv_capacity = min(kv_capacity or record.kv_capacity, self.max_length)
         self.dims = bundle.dims
-        self.kv_names = [(bundle.kv_names("past_key", i), bundle.kv_names("present_key", i),
-                          bundle.kv_names("past_value", i), bundle.kv_names("present_value", i))
-                         for i in range(self.dims["num_layers"])]  # fmt: skip
+        self.kv_names = [bundle.kv.names(i) for i in range(self.dims.num_layers)]  # (past k, present k, past v, present v)
 
     def new_cache(self, slots: int = 1) -> BufferCache:
         """An empty state on a new buffer of `slots` sequences (a session: 1; a server's StepBatcher: one per stream)."""
         dims = self.dims
-        buffer = KVBuffer(dims["num_layers"], dims["num_kv_heads"], dims["head_dim"], self.kv_capacity, self.max_length, slots)
+        buffer = KVBuffer(dims.num_layers, dims.num_kv_heads, dims.head_dim, self.kv_capacity, self.max_length, slots)
         return buffer.empty()
 
     def release(self, cache: BufferCache) -> None:

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from simulsa.runtime.audio import SAMPLE_RATE, log_mel
-from simulsa.runtime.bundle import Bundle, open_session
+from simulsa.runtime.bundle import Bundle, BundleError, open_session
 
 MAX_TOKENS_PER_S = 8  # a transcript longer than this per second of (padded) audio is a loop; Whisper-base says ~3/s
 
@@ -49,30 +49,33 @@ class Heard:
 
 class WhisperEar:
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
-        audio = bundle.audio
-        self.window = round(audio["ear_window_s"] * SAMPLE_RATE)
-        self.n_mels = audio["n_mels"]
-        self.prompt = list(audio["decoder_prompt"])
-        self.end = audio["decoder_end"]
-        ear = audio["ear"]
-        self.layers, self.heads, self.head_dim = ear["layers"], ear["heads"], ear["head_dim"]
+        ear = bundle.audio.ear
+        if ear is None:
+            raise BundleError(f"bundle {str(bundle.path)!r} has no audio.ear record; re-export the bundle")
+        self.window = round(ear.window_s * SAMPLE_RATE)
+        self.n_mels = bundle.audio.n_mels
+        self.prompt, self.end = list(ear.decoder_prompt), ear.decoder_end
+        self.layers, self.heads, self.head_dim = ear.layers, ear.heads, ear.head_dim
         self.encoder = open_session(bundle.file("audio_encoder"), threads)
         self.decoder = open_session(bundle.file("ear_decoder"), threads)
         self.projector = open_session(bundle.file("projector"), threads)
-        self.decoder_inputs, _ = bundle.io_names("ear_decoder")
-        self.lm_hidden = bundle.dims["hidden_size"]
+        # bound by the names bundle.json states: encoder (mel) -> cross K/V; decoder (ids, past, cross) ->
+        # (top_logits, top_ids, hidden, present); projector (h_pred, h_read, top_logits, top_ids) -> embeddings
+        self.encoder_io, self.decoder_io, self.projector_io = (bundle.io(g) for g in ("audio_encoder", "ear_decoder", "projector"))
+        self.lm_hidden = bundle.dims.hidden_size
 
     def cross(self, samples: np.ndarray) -> list[np.ndarray]:
         """(T,) -> cross-attention K/V per decoder layer, (1, heads, frames / 2, hd) each."""
         padded = np.pad(samples.astype(np.float32), (0, padded_length(samples.size, self.window) - samples.size))
-        return self.encoder.run(None, {"mel": log_mel(padded, self.n_mels)[None]})
+        (mel,) = self.encoder_io.inputs
+        return self.encoder.run(list(self.encoder_io.outputs), {mel: log_mel(padded, self.n_mels)[None]})
 
     def _empty_past(self) -> list[np.ndarray]:
         return [np.zeros((1, self.heads, 0, self.head_dim), np.float32) for _ in range(2 * self.layers)]
 
     def _run(self, ids: list[int], past: list[np.ndarray], cross: list[np.ndarray]):
-        feeds = dict(zip(self.decoder_inputs, [np.array([ids], np.int64), *past, *cross]))
-        top_logits, top_ids, hidden, *present = self.decoder.run(None, feeds)
+        feeds = dict(zip(self.decoder_io.inputs, [np.array([ids], np.int64), *past, *cross]))
+        top_logits, top_ids, hidden, *present = self.decoder.run(list(self.decoder_io.outputs), feeds)
         return top_logits[0], top_ids[0], hidden[0], present  # (T, k), (T, k), (T, D)
 
     def hear(self, samples: np.ndarray, forced: list[int]) -> Heard:
@@ -100,6 +103,5 @@ class WhisperEar:
         if end <= start:
             return np.zeros((0, self.lm_hidden), np.float32)
         rows = slice(start, end)
-        feeds = {"h_pred": heard.h_pred[rows], "h_read": heard.h_read[rows], "top_logits": heard.top_logits[rows],
-                 "top_ids": heard.top_ids[rows].astype(np.int64)}  # fmt: skip
-        return self.projector.run(None, feeds)[0]
+        values = (heard.h_pred[rows], heard.h_read[rows], heard.top_logits[rows], heard.top_ids[rows].astype(np.int64))
+        return self.projector.run(list(self.projector_io.outputs), dict(zip(self.projector_io.inputs, values)))[0]

@@ -5,31 +5,27 @@ The streaming engine (runtime issue) builds on this; `simulsa export` uses it to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from simulsa.runtime.bundle import Bundle, load_bundle, open_session
 from simulsa.runtime.decoders import DECODERS
-from simulsa.runtime.ear import WhisperEar
-from simulsa.runtime.features import block_mels, window_mel, window_token_count
-
-EARS = {"whisper-tokens": WhisperEar}  # families whose audio runs through more than one graph
+from simulsa.runtime.families import runtime_family
 
 
 class OnnxSpeechModel:
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
         self.bundle = bundle
-        self.ear = EARS[bundle.family](bundle, threads) if bundle.family in EARS else None  # the family's own hearing
+        self.family = runtime_family(bundle)
+        self.ear = self.family.ear(bundle, threads) if self.family.ear else None  # the family's own hearing
         self.encoder = None if self.ear else open_session(bundle.file("audio_encoder"), threads)
-        self.decoder = DECODERS[bundle.decoder_kind](bundle, threads)  # bundle.json `decoder.kind`
+        self.decoder = DECODERS[bundle.decoder.kind](bundle, threads)  # bundle.json `decoder.kind`
         # (V, H) float32, or int8 with per-row scales; memory-mapped: a stream reads a few rows of a 262k-row table,
         # so only those pages become resident (Gemma 3's int8 table: 160 MB when loaded whole)
         self.embed_table = np.load(bundle.file("embed_tokens"), mmap_mode="r")
-        scales = bundle.meta["files"].get("embed_scales")
-        self.embed_scales = np.load(bundle.path / scales) if scales else None  # (V,) float32
-        self.num_layers = bundle.dims["num_layers"]
+        self.embed_scales = np.load(bundle.file("embed_scales")) if bundle.has_file("embed_scales") else None  # (V,) float32
+        self.num_layers = bundle.dims.num_layers
 
     @classmethod
     def from_path(cls, path: str | Path, threads: int | None = None, verify_checksums: bool = True) -> OnnxSpeechModel:
@@ -43,21 +39,7 @@ class OnnxSpeechModel:
 
     def encode_audio(self, samples: np.ndarray) -> np.ndarray:
         """(T,) float32 16 kHz -> (n_audio_tokens, H) audio embeddings, the family's way."""
-        return AUDIO_ENCODERS[self.bundle.family](self, samples)
-
-    def _encode_blocks(self, samples: np.ndarray) -> np.ndarray:
-        audio = self.bundle.audio
-        mels = block_mels(samples, audio["block_s"], audio["stack"], audio["n_mels"])
-        return np.concatenate([self.encoder.run(None, {"mel": mel[None]})[0][0] for mel in mels])
-
-    def _encode_tokens(self, samples: np.ndarray) -> np.ndarray:
-        heard = self.ear.hear(samples, [])
-        return self.ear.project(heard, 0, len(heard.tokens))
-
-    def _encode_window(self, samples: np.ndarray) -> np.ndarray:
-        mel, frames = window_mel(samples, self.bundle.audio["n_mels"])
-        feeds = {"input_features": mel[None], "valid_frames": np.array([frames], dtype=np.int64)}
-        return self.encoder.run(None, feeds)[0][0, : window_token_count(frames)]
+        return self.family.encode_audio(self, samples)
 
     def empty_cache(self):
         """An empty KV cache with storage of its own (one per session; see runtime/kv_cache.py)."""
@@ -83,9 +65,3 @@ class OnnxSpeechModel:
             logits, past = self.decode(self.embed_tokens([token]), past)
         return tokens
 
-
-AUDIO_ENCODERS: dict[str, Callable[[OnnxSpeechModel, np.ndarray], np.ndarray]] = {
-    "composite": OnnxSpeechModel._encode_blocks,
-    "qwen2-audio": OnnxSpeechModel._encode_window,
-    "whisper-tokens": OnnxSpeechModel._encode_tokens,
-}

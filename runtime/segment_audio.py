@@ -7,12 +7,14 @@ block is re-encoded each step (unstable). qwen2-audio: the encoder attends over 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulsa.runtime.audio import SAMPLE_RATE
-from simulsa.runtime.onnx_model import OnnxSpeechModel
+
+if TYPE_CHECKING:
+    from simulsa.runtime.onnx_model import OnnxSpeechModel
 
 
 class SegmentAudio:
@@ -21,7 +23,7 @@ class SegmentAudio:
     def __init__(self, model: OnnxSpeechModel) -> None:
         self.model = model
         self.samples = np.zeros(0, dtype=np.float32)
-        self.hidden = model.bundle.dims["hidden_size"]
+        self.hidden = model.bundle.dims.hidden_size
 
     @property
     def duration_s(self) -> float:
@@ -49,7 +51,7 @@ class SegmentAudio:
 class BlockAudio(SegmentAudio):
     def __init__(self, model: OnnxSpeechModel) -> None:
         super().__init__(model)
-        self.block = round(model.bundle.audio["block_s"] * SAMPLE_RATE)
+        self.block = round(model.bundle.audio.block_s * SAMPLE_RATE)
         self.handed_out = 0  # finished blocks already returned by take_new_stable
 
     def take_new_stable(self) -> np.ndarray:
@@ -120,9 +122,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
         n += 1
     return n
 
-
-SEGMENT_AUDIO: dict[str, Callable[[OnnxSpeechModel], SegmentAudio]] = {
-    "composite": BlockAudio,
-    "qwen2-audio": SegmentAudio,
-    "whisper-tokens": TokenAudio,
-}

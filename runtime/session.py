@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from simulsa.runtime.audio import SAMPLE_RATE, check_finite, to_mono
-from simulsa.runtime.bundle import BundleError
 from simulsa.runtime.errors import AudioError, SimulsaError
+from simulsa.runtime.families import runtime_family
 from simulsa.runtime.onnx_model import OnnxSpeechModel
 from simulsa.runtime.policies import POLICIES, PolicyState
-from simulsa.runtime.segment_audio import SEGMENT_AUDIO
 from simulsa.runtime.text import IncrementalText
 from simulsa.runtime.vad import VADS
 
@@ -129,8 +128,6 @@ class Translator:
         self.model = model
         self.tokenizer = Tokenizer.from_file(str(model.bundle.file("tokenizer")))
         self.line_breaks = line_break_ids(self.tokenizer)
-        if not model.bundle.prompt["suffix_ids"]:
-            raise BundleError("bundle prompt has an empty suffix; the decoder needs at least one token after the audio")
 
     @classmethod
     def from_bundle(cls, path: str | Path, threads: int | None = None, verify_checksums: bool = True) -> Translator:
@@ -150,14 +147,14 @@ class StreamSession:
     def __init__(self, translator: Translator, options: StreamOptions) -> None:
         self.model, self.tokenizer, self.options = translator.model, translator.tokenizer, options
         line_breaks = translator.line_breaks if options.stop_at_line_break else frozenset()
-        self.stop_ids = {translator.model.bundle.prompt["end_id"]} | line_breaks
+        self.stop_ids = {translator.model.bundle.prompt.end_id} | line_breaks
         bundle = self.model.bundle
-        window = bundle.audio.get("window_s")
+        window = bundle.audio.window_s
         if window and options.max_segment_s > window:
-            raise SimulsaError(f"max_segment_s {options.max_segment_s} exceeds the {bundle.family} window of {window} s")
+            raise SimulsaError(f"max_segment_s {options.max_segment_s} exceeds the {bundle.family} window of {window:g} s")
         self.policy = POLICIES[options.policy]
         self.prompt = bundle.prompt
-        self.suffix_embeds = self.model.embed_tokens(self.prompt["suffix_ids"])
+        self.suffix_embeds = self.model.embed_tokens(list(self.prompt.suffix_ids))
         self._resamplers: dict[int, object] = {}
         self.empty_cache = self.model.empty_cache()  # this session's KV storage, reused by every segment
         self.reset()
@@ -224,13 +221,13 @@ class StreamSession:
         return self._resamplers[rate].resample_chunk(x)
 
     def _new_segment(self) -> None:
-        self.audio = SEGMENT_AUDIO[self.model.bundle.family](self.model)
+        self.audio = runtime_family(self.model.bundle).segment_audio(self.model)
         self.vad = VADS[self.options.vad](self.options)
         self.committed: list[int] = []
         self.previous: tuple[int, ...] | None = None
         self.text = IncrementalText(self.tokenizer)
         self.segment_start = self.consumed
-        self.prefix_embeds = self.model.embed_tokens(self.context + list(self.prompt["prefix_ids"]))
+        self.prefix_embeds = self.model.embed_tokens(self.context + list(self.prompt.prefix_ids))
         self.cache = self.empty_cache
         if self.options.cache_reuse:
             _, self.cache = self.model.decode(self.prefix_embeds, self.cache)

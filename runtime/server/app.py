@@ -90,7 +90,7 @@ class StreamServer:
         self.pool = ThreadPoolExecutor(options.compute_workers, thread_name_prefix="simulsa-compute")
         self.metrics = ServerMetrics()
         model = translator.model
-        if options.max_batch_size > 1 and model.bundle.decoder_kind == "fused":  # one KVBuffer slot per open stream
+        if options.max_batch_size > 1 and model.bundle.decoder.kind == "fused":  # one KVBuffer slot per open stream
             model.decoder = StepBatcher(model.decoder, options.max_sessions, options.max_batch_size, options.max_wait_ms)
             self.metrics.batcher = model.decoder
         self.connections: set[Connection] = set()

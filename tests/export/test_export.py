@@ -12,7 +12,7 @@ import torch
 
 from simulsa.export.pipeline import ExportError, ExportOptions, run_export
 from simulsa.export.quantize import QuantizeOptions, graph_weights_bytes
-from simulsa.runtime.bundle import SCHEMA_VERSION, BundleError, load_bundle
+from simulsa.runtime.bundle import SCHEMA_VERSION, BundleError, BundleRecord, load_bundle
 from simulsa.runtime.onnx_model import OnnxSpeechModel
 from simulsa.train.families import load_speech_lm
 from simulsa.train.lora import LoraOptions, attach_lora, save_trained
@@ -111,22 +111,25 @@ def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
 
 def test_bundle_round_trip_and_contract(bundles):
     bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
-    assert bundle.family == "qwen2-audio" and bundle.meta["schema_version"] == SCHEMA_VERSION == 4
-    assert bundle.kv_names("past_key", 1) == "past_key_values.1.key"
-    assert bundle.kv_names("present_value", 0) == "present.0.value"
-    inputs, outputs = bundle.io_names("decoder")
-    assert bundle.decoder_kind == "fused" and bundle.meta["decoder"]["max_length"] == 4096  # Qwen2: the builder's graph
-    assert inputs == ["inputs_embeds", "seqlens_k", "total_sequence_length"] and outputs == ["logits"]
-    assert set(bundle.meta["sha256"]) >= {"audio_encoder.onnx", "decoder.onnx", "embed_tokens.npy", "tokenizer.json"}
+    assert bundle.family == "qwen2-audio" and bundle.record.schema_version == SCHEMA_VERSION == 5
+    assert bundle.kv.names(1) == ("past_key_values.1.key", "present.1.key", "past_key_values.1.value", "present.1.value")
+    io = bundle.io("decoder")
+    assert bundle.decoder.kind == "fused" and bundle.decoder.max_length == 4096  # Qwen2: the builder's graph
+    assert io.inputs == ("inputs_embeds", "seqlens_k", "total_sequence_length") and io.outputs == ("logits",)
+    assert bundle.io("audio_encoder").inputs == ("input_features", "valid_frames") and bundle.audio.window_s == 30.0
+    assert set(bundle.record.sha256) >= {"audio_encoder.onnx", "decoder.onnx", "embed_tokens.npy", "tokenizer.json"}
+    # the record written is the record read: bundle.json round-trips through the typed records unchanged
+    on_disk = json.loads((bundle.path / "bundle.json").read_text())
+    assert BundleRecord.from_json(on_disk).to_json() == on_disk
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(bundle.file("tokenizer")))
-    assert tokenizer.decode(bundle.prompt["suffix_ids"], skip_special_tokens=False).startswith("<|audio_eos|>")
+    assert tokenizer.decode(list(bundle.prompt.suffix_ids), skip_special_tokens=False).startswith("<|audio_eos|>")
     # schema 2: a 7-position prefill returns the last position's logits only, and the KV cache for all 7
     model = OnnxSpeechModel(bundle)
-    logits, present = model.decode(model.embed_tokens(bundle.prompt["prefix_ids"][:1] * 7), model.empty_cache())
-    assert logits.shape == (1, bundle.dims["vocab_size"]) and present.length == 7
-    assert present.buffer.arrays[0].shape == (1, bundle.dims["num_kv_heads"], 512, bundle.dims["head_dim"])
+    logits, present = model.decode(model.embed_tokens(list(bundle.prompt.prefix_ids[:1]) * 7), model.empty_cache())
+    assert logits.shape == (1, bundle.dims.vocab_size) and present.length == 7
+    assert present.buffer.arrays[0].shape == (1, bundle.dims.num_kv_heads, 512, bundle.dims.head_dim)
 
 
 def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
@@ -148,7 +151,16 @@ def test_tampered_wrong_schema_and_missing_files(bundles, tmp_path):
     shutil.copy(bundles["composite", "int8"].out / "decoder.onnx", copy / "decoder.onnx")
     without_record = {k: v for k, v in meta.items() if k != "decoder"}
     (copy / "bundle.json").write_text(json.dumps(without_record))
-    with pytest.raises(BundleError, match="its decoder record lacks kind, files, inputs, outputs, kv_layout; re-export"):
+    with pytest.raises(BundleError, match="bundle.json lacks decoder; re-export"):
+        load_bundle(copy, verify_checksums=False)
+    (copy / "bundle.json").write_text(json.dumps({**meta, "decoder": {"kind": "fused"}}))
+    with pytest.raises(BundleError, match="bundle.json.decoder lacks files, inputs, outputs, kv_layout; re-export"):
+        load_bundle(copy, verify_checksums=False)
+    (copy / "bundle.json").write_text(json.dumps({**meta, "dims": {**meta["dims"], "num_layers": "two"}}))
+    with pytest.raises(BundleError, match="bundle.json.dims.num_layers is 'two', expected int"):
+        load_bundle(copy, verify_checksums=False)
+    (copy / "bundle.json").write_text(json.dumps({**meta, "prompt": {**meta["prompt"], "suffix_ids": []}}))
+    with pytest.raises(BundleError, match="prompt: the suffix is empty"):
         load_bundle(copy, verify_checksums=False)
     (copy / "bundle.json").write_text(json.dumps({**meta, "decoder": {**meta["decoder"], "kind": "tflite"}}))
     with pytest.raises(BundleError, match="decoder kind 'tflite' is not one of fused, torchscript"):
@@ -235,7 +247,7 @@ def test_torchscript_and_fused_decoders_stream_the_same_tokens(bundles, trained_
     old = tmp_path / "torchscript"
     run_export(ExportOptions(checkpoint=str(trained_dirs["composite"]), out=old, quantize=QuantizeOptions("none"),
                              decoder=DecoderGraphOptions("torchscript"), verify=True), on_step=lambda step: None)  # fmt: skip
-    assert load_bundle(old).decoder_kind == "torchscript"
+    assert load_bundle(old).decoder.kind == "torchscript"
     runs = []
     for path in (old, bundles["composite", "none"].out):
         session = Translator.from_bundle(path).session(StreamOptions(chunk_ms=500, loop_repeats=0, stop_at_line_break=False))

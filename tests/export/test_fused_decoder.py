@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
 
 from simulsa.export import fused_decoder
+from simulsa.export.bundle_writer import KV_RECORD
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
-from simulsa.runtime.bundle import FUSED_INPUTS, PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, Bundle, DecoderRecord
+from simulsa.runtime.bundle import FUSED_INPUTS, DecoderRecord
+from simulsa.runtime.bundle_records import Dims
 from simulsa.runtime.decoders import FusedDecoder
 from simulsa.runtime.errors import SimulsaError
 
@@ -57,11 +61,11 @@ def _decoder(model, folder, **options) -> tuple[FusedDecoder, LmArchitecture]:
     weights = StateDictSource(model.state_dict(), lambda t: t.detach().numpy())
     build_fused_decoder(arch, weights, FusedDecoderOptions(max_length=128, **options), folder / "decoder.onnx")
     record = DecoderRecord("fused", ("decoder.onnx",), FUSED_INPUTS, ("logits",), "buffers", max_length=128, kv_capacity=16)
-    meta = {"decoder": record.to_json(), "files": {"decoder": "decoder.onnx"},
-            "dims": {"num_layers": arch.num_layers, "num_kv_heads": arch.num_kv_heads, "head_dim": arch.head_dim},
-            "kv": {"past_key": PAST_KEY, "past_value": PAST_VALUE,
-                   "present_key": PRESENT_KEY, "present_value": PRESENT_VALUE}}  # fmt: skip
-    return FusedDecoder(Bundle(folder, meta)), arch
+    dims = Dims(hidden_size=arch.hidden_size, num_layers=arch.num_layers, num_kv_heads=arch.num_kv_heads,
+                head_dim=arch.head_dim, vocab_size=arch.vocab_size)  # fmt: skip
+    # the parts of a bundle the decoder reads: its file, its record, the LM's dims and the KV names
+    bundle = types.SimpleNamespace(file=lambda role: folder / "decoder.onnx", decoder=record, dims=dims, kv=KV_RECORD)
+    return FusedDecoder(bundle), arch
 
 
 def _reference(model, embeds: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -73,7 +75,7 @@ class ScriptedEar:
 class FakeModel:
     def __init__(self, ear):
         self.ear = ear
-        self.bundle = type("B", (), {"dims": {"hidden_size": 2}})()
+        self.bundle = types.SimpleNamespace(dims=types.SimpleNamespace(hidden_size=2))
 
 
 def test_a_token_is_frozen_once_two_successive_hearings_agree_and_never_changes():

@@ -116,7 +116,7 @@ def test_context_from_earlier_segments_is_bounded(tiny_bundles, speech_like):
     session.accept_audio(speech_like)
     events = session.step() + session.finish()
     assert sum(e.final for e in events) >= 4  # 8 s cut every 2 s
-    prefix = len(translator.model.bundle.prompt["prefix_ids"])
+    prefix = len(translator.model.bundle.prompt.prefix_ids)
     assert len(session.context) == 4 and session.cache.length == prefix + 4
 
 
