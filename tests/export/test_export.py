@@ -86,7 +86,7 @@ def test_int8_runs_integer_kernels_and_is_smaller(bundles, name):
 
     ratio = lm_weights(fp32, ["embed_tokens.npy"]) / lm_weights(int8, ["embed_tokens.npy", "embed_scales.npy"])
     assert ratio >= 3.0, ratio
-    if name == "whisper-tokens":  # the ear stays fp32 by design (export/pipeline.py QUANTIZED_GRAPHS)
+    if name == "whisper-tokens":  # the ear stays fp32 by design (export/families.py quantized_graphs)
         for graph_file in ("audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx"):
             assert (int8 / graph_file).read_bytes() == (fp32 / graph_file).read_bytes()
         assert bundles[name, "int8"].compression > 1.1

@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank on every LM linear layer (0: LM frozen)")
     ap.add_argument("--lora-lr", type=float, default=2e-4)
     ap.add_argument("--train-states", default="train_tf.npz", help="states file(s) under /tmp/proto, comma-separated")
+    ap.add_argument("--aug", default=None, help="SimulSA rows: `simulsa augment`'s augmented.jsonl (partial targets)")
+    ap.add_argument("--aug-states", default="aug_greedy.npz", help="their Whisper states (states.py greedy) under /tmp/proto")
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     proj = Projector(piece_table())
@@ -155,6 +157,14 @@ def main():
         train_states = load_states(P / name)
         items += [(train_states[u], torch.tensor(tok(" " + y + "\n", add_special_tokens=False).input_ids))
                   for u, y in distilled.items() if u in train_states and y]
+    if a.aug:  # truncated audio with the prefix of its target the model's own probabilities support (maybe empty: wait)
+        aug_states = load_states(P / a.aug_states)
+        aug_rows = [json.loads(l) for l in open(a.aug)]
+        aug_items = [(aug_states[r["id"]], torch.tensor(tok((" " + r["target"] if r["target"] else "") + "\n",
+                                                            add_special_tokens=False).input_ids))
+                     for r in aug_rows if r["id"] in aug_states]
+        print(f"+ {len(aug_items)} SimulSA rows ({sum(not r['target'] for r in aug_rows)} empty targets)", flush=True)
+        items += aug_items
     global lm, LORA
     groups = [{"params": list(proj.parameters()), "lr": a.lr}]
     if a.lora:
