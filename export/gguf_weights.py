@@ -1,0 +1,87 @@
+"""An LM's weights read from a GGUF file with numpy (no torch, no transformers), under transformers' names.
+
+    source = GgufWeights(path)                    # a WeightSource (export/fused_decoder.py)
+    source.get("layers.0.self_attn.q_proj.weight")  # (out, in) float32, de-quantized when asked for
+
+llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w (its norm multiplies by the weight
+alone); transformers reads them as w and adds the 1 in the layer, so they are given back minus 1
+here, as transformers' own GGUF loader does. Matrices are stored (out, in) as transformers has them;
+Gemma's q/k are not permuted (llama.cpp permutes only Llama-style rotary halves).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from simulsa.runtime.errors import SimulsaError
+
+# GGUF tensor name (blk.N.x) -> transformers name relative to the decoder stack
+_LAYER_NAMES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+    "attn_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
+    "ffn_norm": "pre_feedforward_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
+    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+}  # fmt: skip
+_GLOBAL_NAMES = {"token_embd": "embed_tokens", "output_norm": "norm", "output": "lm_head"}
+# architectures whose norm weights llama.cpp stores as 1 + w (transformers' Gemma RMSNorm scales by 1 + w)
+_NORM_PLUS_ONE = {"gemma", "gemma2", "gemma3"}
+_Q8_0_BLOCK = 32  # Q8_0: blocks of one float16 scale + 32 int8 weights
+
+
+class GgufWeights:
+    def __init__(self, path: str | Path) -> None:
+        from gguf import GGUFReader
+
+        self.path = Path(path)
+        try:
+            self.reader = GGUFReader(str(self.path))
+        except (OSError, ValueError) as err:
+            raise SimulsaError(f"{str(self.path)!r} is not a readable GGUF file ({err}); pull the model again") from None
+        self.architecture = self._field("general.architecture")
+        self.tensors = {_hf_name(t.name): t for t in self.reader.tensors}
+
+    def _field(self, key: str):
+        field = self.reader.fields.get(key)
+        if field is None:
+            raise SimulsaError(f"{self.path}: GGUF metadata has no {key}")
+        return field.contents()
+
+    def has(self, name: str) -> bool:
+        return name in self.tensors
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self.tensors:
+            raise SimulsaError(f"{self.path}: the GGUF has no tensor for {name!r}")
+        tensor = self.tensors[name]
+        shape = tuple(int(d) for d in reversed(tensor.shape))  # GGUF lists the fastest dimension first
+        array = _dequantize(tensor).reshape(shape)
+        if self.architecture in _NORM_PLUS_ONE and name.endswith("norm.weight"):
+            array = array - np.float32(1.0)
+        return array
+
+    def tokens(self) -> list[str]:
+        return list(self._field("tokenizer.ggml.tokens"))
+
+
+def _hf_name(gguf_name: str) -> str:
+    layer = re.fullmatch(r"blk\.(\d+)\.(\w+)\.(weight|bias)", gguf_name)
+    if layer and layer.group(2) in _LAYER_NAMES:
+        return f"layers.{layer.group(1)}.{_LAYER_NAMES[layer.group(2)]}.{layer.group(3)}"
+    stem, _, kind = gguf_name.rpartition(".")
+    return f"{_GLOBAL_NAMES.get(stem, stem)}.{kind}"
+
+
+def _dequantize(tensor) -> np.ndarray:
+    """float32, flat. Q8_0 (Gemma's 262k-row table) by a vectorised path: gguf's generic one takes ~17 s for it."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    if tensor.tensor_type == GGMLQuantizationType.Q8_0:
+        blocks = np.asarray(tensor.data, dtype=np.uint8).reshape(-1, 2 + _Q8_0_BLOCK)  # (n_blocks, 34 bytes)
+        scales = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (n_blocks, 1)
+        return (blocks[:, 2:].view(np.int8).astype(np.float32) * scales).reshape(-1)
+    return np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32).reshape(-1)
