@@ -7,7 +7,7 @@ from pathlib import Path
 
 from simulsa.export.graphs import LmDims
 from simulsa.runtime import __version__
-from simulsa.runtime.bundle import BUNDLE_JSON, PAST_KEY, PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, SCHEMA_VERSION, sha256_of
+from simulsa.runtime.bundle import BUNDLE_JSON, KV_RECORD, SCHEMA_VERSION, sha256_of
 from simulsa.runtime.bundle_records import (
     AudioRecord,
     BundleRecord,
@@ -15,7 +15,6 @@ from simulsa.runtime.bundle_records import (
     Dims,
     FilesRecord,
     GraphIO,
-    KVRecord,
     PromptRecord,
     QuantizationRecord,
     SourceRecord,
@@ -24,9 +23,6 @@ from simulsa.runtime.bundle_records import (
 from simulsa.runtime.files import write_json_atomic
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.families.notices import copy_notices
-
-KV_RECORD = KVRecord(past_key=PAST_KEY, past_value=PAST_VALUE, present_key=PRESENT_KEY, present_value=PRESENT_VALUE,
-                     layout="(batch, kv_heads, sequence, head_dim)", empty_past="sequence length 0 on the first call")
 
 
 def prompt_record(model: SpeechLM) -> PromptRecord:

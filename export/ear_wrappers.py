@@ -16,11 +16,15 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from simulsa.export.ear_builder import (
+    CROSS_KEY,
+    CROSS_VALUE,
+    SELF_PAST_KEY,
+    SELF_PAST_VALUE,
+    SELF_PRESENT_KEY,
+    SELF_PRESENT_VALUE,
+)
 from simulsa.train.families.whisper_tokens import TOP_K, WhisperTokensSpeechLM
-
-SELF_PAST_KEY, SELF_PAST_VALUE = "self_past.{}.key", "self_past.{}.value"
-SELF_PRESENT_KEY, SELF_PRESENT_VALUE = "self_present.{}.key", "self_present.{}.value"
-CROSS_KEY, CROSS_VALUE = "cross.{}.key", "cross.{}.value"
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:

@@ -38,6 +38,8 @@ PAST_VALUE = "past_key_values.{}.value"
 PRESENT_KEY = "present.{}.key"
 PRESENT_VALUE = "present.{}.value"
 FUSED_INPUTS = ("inputs_embeds", "seqlens_k", "total_sequence_length")  # the fused decoder's inputs before the KV
+KV_RECORD = KVRecord(past_key=PAST_KEY, past_value=PAST_VALUE, present_key=PRESENT_KEY, present_value=PRESENT_VALUE,
+                     layout="(batch, kv_heads, sequence, head_dim)", empty_past="sequence length 0 on the first call")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from simulsa.export import fused_decoder
-from simulsa.export.bundle_writer import KV_RECORD
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
-from simulsa.runtime.bundle import FUSED_INPUTS, DecoderRecord
+from simulsa.runtime.bundle import FUSED_INPUTS, KV_RECORD, DecoderRecord
 from simulsa.runtime.bundle_records import Dims
 from simulsa.runtime.decoders import FusedDecoder
 from simulsa.runtime.errors import SimulsaError
