@@ -15,18 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.import_blocker import blocker_source
+
 BLOCKED = ("torch", "transformers", "peft", "gguf", "onnx")  # a runtime-only install without the build extras
-HOOK = f'''
-import importlib.abc, sys
-
-class RuntimeOnlyInstall(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError(f"No module named {{name!r}} (a runtime-only install)")
-        return None
-
-sys.meta_path.insert(0, RuntimeOnlyInstall())
-'''
+HOOK = blocker_source(BLOCKED)
 
 
 @pytest.fixture()

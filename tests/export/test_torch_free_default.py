@@ -26,6 +26,7 @@ from simulsa.runtime.bundle import load_bundle
 from simulsa.train.build_inputs import record_build_inputs
 from simulsa.train.families import save_model
 from simulsa.train.families.whisper_tokens import tiny_whisper_tokens
+from tests.import_blocker import blocker_source
 from tests.train.ct2_writer import whisper_to_ct2, write_model_bin
 
 GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -34,17 +35,7 @@ GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_
               "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
               "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}  # fmt: skip
 BLOCKED = ("torch", "transformers", "peft")
-HOOK = f'''
-import importlib.abc, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError(f"No module named {{name!r}} (blocked)")
-        return None
-
-sys.meta_path.insert(0, NoTorch())
-'''
+HOOK = blocker_source(BLOCKED)
 
 
 def write_gguf(path: Path, architecture: str, tensors: dict[str, np.ndarray], tokens: list[str], heads: int = 0,
