@@ -60,7 +60,12 @@ from simulsa.runtime.files import write_json_atomic
 TOKEN_PIECES = "token_pieces.npz"
 MAX_LENGTH = 4096  # the fused decoder's rotary tables, as `simulsa export`'s default
 BLOCK_SIZE = 32
-LOGIT_TOLERANCE = 0.05  # absolute, on logits of scale ~30: the same quantizer on the same weights; fp16 table rounding
+# absolute, on logits of scale ~25. The same quantizer on the same weights gives the same int8 weights everywhere, but
+# MatMulNBits' int8 activation kernels differ by CPU: the default recorded on one machine is 0.19 / 0.58 off (steps 0 / 1)
+# on an AVX512-VNNI EPYC, and the same graph there with fp32 activations 0.22 / 0.24 (2026-12-03). A wrong build (a
+# norm off by one, rotary rows out of order, a missing scale) moves the top logits by several units.
+LOGIT_TOLERANCE = 1.0
+BEST_AMONG = 3  # the built decoder's best token must be among the packaged top 3 (near-ties may swap across CPUs)
 FILES = FilesRecord(audio_encoder="audio_encoder.onnx", ear_decoder="ear_decoder.onnx", projector="projector.onnx",
                     decoder="decoder.onnx", embed_tokens="embed_tokens.npy", embed_scales="embed_scales.npy",
                     tokenizer="tokenizer.json")  # fmt: skip
@@ -221,8 +226,9 @@ REFERENCE_SECONDS = 4.0  # of the shipped example: long enough for a few words, 
 REFERENCE_TOP = 8  # logits recorded per position
 
 
-def reference_rows(bundle_path: Path, samples: np.ndarray) -> tuple[list[int], np.ndarray]:
-    """The bundle on `samples`: Whisper's transcript, and the LM's logits (2, V) after the prompt and one greedy step."""
+def reference_rows(bundle_path: Path, samples: np.ndarray, second_token: int | None = None) -> tuple[list[int], np.ndarray]:
+    """The bundle on `samples`: Whisper's transcript, and the LM's logits (2, V) after the prompt and after one more
+    token (`second_token`, or the greedy one: the check feeds the packaged token so both rows stay comparable)."""
     from simulsa.runtime.onnx_model import OnnxSpeechModel
 
     model = OnnxSpeechModel(load_bundle(bundle_path))
@@ -231,7 +237,8 @@ def reference_rows(bundle_path: Path, samples: np.ndarray) -> tuple[list[int], n
     embeds = np.concatenate([model.embed_tokens(list(prompt.prefix_ids)), model.ear.project(heard, 0, len(heard.tokens)),
                              model.embed_tokens(list(prompt.suffix_ids))])  # fmt: skip
     first, cache = model.decode(embeds, model.empty_cache())
-    second, _ = model.decode(model.embed_tokens([int(first[-1].argmax())]), cache)
+    token = int(first[-1].argmax()) if second_token is None else second_token
+    second, _ = model.decode(model.embed_tokens([token]), cache)
     return heard.tokens, np.concatenate([first[-1:], second[-1:]])
 
 
@@ -252,14 +259,14 @@ def reference_record(bundle_path: Path) -> dict[str, Any]:
 
 def check_reference(bundle_path: Path, reference: Mapping[str, Any]) -> float:
     """The bundle's transcript and logits on the recorded input against those recorded at packaging; the largest gap."""
-    transcript, rows = reference_rows(bundle_path, reference_samples(reference["seconds"]))
+    transcript, rows = reference_rows(bundle_path, reference_samples(reference["seconds"]), reference["top_ids"][0][0])
     if transcript != reference["transcript"]:
         raise ReferenceMismatch(f"the built ear hears {transcript[:12]}..., the packaged default heard "
                                 f"{reference['transcript'][:12]}...; the build is wrong: report it")  # fmt: skip
     worst = 0.0
     for step, (row, ids, want) in enumerate(zip(rows, reference["top_ids"], reference["top_logits"])):
         gap = float(np.abs(row[ids] - np.array(want)).max())
-        if int(row.argmax()) != ids[0] or gap > LOGIT_TOLERANCE:
+        if int(row.argmax()) not in ids[:BEST_AMONG] or gap > LOGIT_TOLERANCE:
             raise ReferenceMismatch(f"step {step}: the built decoder's best token is {int(row.argmax())}, its logits of the "
                                     f"packaged top tokens {ids[:4]} are {row[ids[:4]].round(3).tolist()} against {want[:4]}; "
                                     "the build is wrong: report it")  # fmt: skip

@@ -152,11 +152,16 @@ def test_torch_free_build_reproduces_the_torch_bundle_without_torch(packaged, tm
 def test_a_wrong_build_is_caught_by_the_reference(packaged):
     root, _ = packaged
     reference = json.loads((root / "default" / "build_inputs.json").read_text())["reference"]
-    wrong = {**reference, "top_logits": [[v + 1.0 for v in row] for row in reference["top_logits"]]}
+    wrong = {**reference, "top_logits": [[v + 3.0 for v in row] for row in reference["top_logits"]]}
     with pytest.raises(ReferenceMismatch, match="the build is wrong"):
         check_reference(root / "bundle", wrong)
     with pytest.raises(ReferenceMismatch, match="the built ear hears"):
         check_reference(root / "bundle", {**reference, "transcript": reference["transcript"] + [1]})
+    # a best token outside the packaged top 3 is caught even when the logits read at those ids agree
+    demoted = [ids[3:] + ids[:3] for ids in reference["top_ids"]]
+    logits = [vals[3:] + vals[:3] for vals in reference["top_logits"]]
+    with pytest.raises(ReferenceMismatch, match="best token"):
+        check_reference(root / "bundle", {**reference, "top_ids": demoted, "top_logits": logits})
 
 
 def test_lora_merged_in_numpy_equals_peft(tmp_path):
