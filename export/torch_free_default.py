@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from simulsa.export.ear_builder import WhisperShape, build_ear_decoder, build_ear_encoder, build_projector
-from simulsa.export.fused_decoder import FusedDecoderOptions, build_fused_decoder
+from simulsa.export.fused_decoder import FusedDecoderOptions, build_fused_decoder, row_blocks
 from simulsa.export.gguf_weights import GgufWeights
 from simulsa.export.lm_architecture import LmArchitecture
 from simulsa.export.quantize import ACCURACY_LEVEL, quantize_embeddings
@@ -103,6 +103,14 @@ class MergedLora:
     def has(self, name: str) -> bool:
         return self.base.has(name)
 
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        read_rows = getattr(self.base, "rows", None)
+        weight = read_rows(name, start, stop) if read_rows else self.base.get(name)[start:stop]
+        if name in self.pairs:
+            a, b = self.pairs[name]  # (r, in), (out, r)
+            weight = weight + self.scale * (b[start:stop] @ a)
+        return weight
+
     def get(self, name: str) -> np.ndarray:
         weight = self.base.get(name)
         if name in self.pairs:
@@ -128,19 +136,47 @@ def whisper_weights(model_bin: Path) -> tuple[dict[str, np.ndarray], WhisperShap
     return {k: np.asarray(v, dtype=np.float32) for k, v in whisper_state_dict(variables).items()}, shape
 
 
-def projector_weights(default_dir: Path, embed_scaled: np.ndarray) -> dict[str, np.ndarray]:
-    """The trained projector's weights plus its table: M[w] = mean of the LM's scaled embeddings of w's pieces."""
+class PieceTable:
+    """The projector's table, M[w] = mean of the LM's scaled embeddings of Whisper token w's pieces
+    (train/build_inputs.py recorded the pieces), summed a block of embedding rows at a time."""
+
+    def __init__(self, default_dir: Path, hidden: int) -> None:
+        pieces = np.load(default_dir / TOKEN_PIECES)
+        self.ids = pieces["ids"]  # (n_pieces,) LM token ids
+        self.counts = np.diff(pieces["offsets"])  # (V_w,) pieces per Whisper token
+        self.owner = np.repeat(np.arange(self.counts.size), self.counts)  # the Whisper token each piece belongs to
+        self.sums = np.zeros((self.counts.size, hidden), np.float32)
+
+    def add(self, start: int, rows: np.ndarray) -> None:
+        """rows (n, H): the scaled embeddings of LM tokens start .. start + n - 1."""
+        hit = (self.ids >= start) & (self.ids < start + len(rows))
+        np.add.at(self.sums, self.owner[hit], rows[self.ids[hit] - start])
+
+    def table(self) -> np.ndarray:
+        return (self.sums / np.maximum(self.counts, 1)[:, None]).astype(np.float16)  # (V_w, H)
+
+
+def write_embeddings(weights, arch: LmArchitecture, default_dir: Path, out: Path) -> np.ndarray:
+    """The int8 embedding table and its scales into `out`, a block of rows at a time (Gemma's 262k x 640 table is
+    0.7 GB in float32: never held whole); returns the projector's table, built from the same blocks."""
+    table = np.empty((arch.vocab_size, arch.hidden_size), np.int8)
+    scales = np.empty(arch.vocab_size, np.float32)
+    pieces = PieceTable(default_dir, arch.hidden_size)
+    for start, rows in row_blocks(weights, "embed_tokens.weight", arch.vocab_size):
+        scaled = rows * np.float32(arch.embed_scale)  # (n, H) as the LM reads it
+        table[start : start + len(rows)], scales[start : start + len(rows)] = quantize_embeddings(scaled)
+        pieces.add(start, scaled)
+    np.save(out / FILES.embed_tokens, table)
+    np.save(out / FILES.embed_scales, scales)
+    return pieces.table()
+
+
+def projector_weights(default_dir: Path, table: np.ndarray) -> dict[str, np.ndarray]:
+    """The trained projector's weights plus its token table."""
     from safetensors.numpy import load_file
 
     state = {k.removeprefix("projector."): v for k, v in load_file(str(default_dir / "trained_modules.safetensors")).items()}
-    pieces = np.load(default_dir / TOKEN_PIECES)
-    offsets, ids = pieces["offsets"], pieces["ids"]
-    counts = np.diff(offsets)  # (V_w,)
-    owner = np.repeat(np.arange(counts.size), counts)  # the Whisper token each piece belongs to
-    sums = np.zeros((counts.size, embed_scaled.shape[1]), np.float32)
-    np.add.at(sums, owner, embed_scaled[ids])
-    table = sums / np.maximum(counts, 1)[:, None]
-    return {**state, "table": table.astype(np.float16)}
+    return {**state, "table": table}
 
 
 def decode_only_tokenizer(template: Mapping[str, Any], tokens: list[str]) -> dict[str, Any]:
@@ -178,18 +214,14 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
     lm = GgufWeights(sources.gguf)
     arch = LmArchitecture.from_config(inputs["lm_config"])
     weights = MergedLora(lm, sources.default_dir / "adapter") if (sources.default_dir / "adapter").is_dir() else lm
+    on_step("embedding table")
+    projector = projector_weights(sources.default_dir, write_embeddings(weights, arch, sources.default_dir, out))
     whisper, shape = whisper_weights(sources.whisper_bin)
     on_step("ear graphs")
-    embed = weights.get("embed_tokens.weight") * np.float32(arch.embed_scale)  # (V, H) as the LM reads it
-    projector = projector_weights(sources.default_dir, embed)
     io = {"audio_encoder": build_ear_encoder(whisper, shape, out / FILES.audio_encoder),
           "ear_decoder": build_ear_decoder(whisper, shape, out / FILES.ear_decoder),
           "projector": build_projector(projector, shape.d_model, out / FILES.projector)}  # fmt: skip
-    del whisper
-    table, scales = quantize_embeddings(embed)
-    del embed
-    np.save(out / FILES.embed_tokens, table)
-    np.save(out / FILES.embed_scales, scales)
+    del whisper, projector
     on_step("decoder int8")
     options = FusedDecoderOptions(quantize="int8", block_size=BLOCK_SIZE, max_length=MAX_LENGTH)
     files, _ = build_fused_decoder(arch, weights, options, out / FILES.decoder)

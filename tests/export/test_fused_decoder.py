@@ -171,3 +171,41 @@ def test_the_head_can_keep_8_bits_over_4_bit_layers(tmp_path):
     assert bits.pop("lm_head/MatMulNBits") == 8 and set(bits.values()) == {4}
     with pytest.raises(SimulsaError, match="head_quantize must be one of none, int8, int4, got 'int2'"):
         FusedDecoderOptions("int4", head_quantize="int2")
+
+
+class _RowSource(StateDictSource):
+    """A source that reads rows, as the GGUF one does; counts the reads of whole vocabulary-sized matrices."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.whole_reads: list[str] = []
+
+    def get(self, name: str) -> np.ndarray:
+        if name in ("embed_tokens.weight", "lm_head.weight"):
+            self.whole_reads.append(name)
+        return super().get(name)
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        return super().get(name)[start:stop]
+
+
+def test_the_head_quantized_a_block_of_rows_at_a_time_is_the_same_graph(tmp_path, monkeypatch):
+    import onnx
+    from onnx import numpy_helper
+
+    model = _lm("qwen2")  # an untied head
+    arch = LmArchitecture.from_config(model.config.to_dict())
+    state = model.state_dict()
+    build_fused_decoder(arch, StateDictSource(state, lambda t: t.detach().numpy()), FusedDecoderOptions("int8"),
+                        tmp_path / "whole.onnx")  # fmt: skip
+    monkeypatch.setattr(fused_decoder, "ROW_BLOCK", 7)  # 300 rows: 42 blocks and a short last one
+    source = _RowSource(state, lambda t: t.detach().numpy())
+    build_fused_decoder(arch, source, FusedDecoderOptions("int8"), tmp_path / "blocks.onnx")
+    assert source.whole_reads == []
+    head = {}
+    for name in ("whole", "blocks"):
+        graph = onnx.load(str(tmp_path / f"{name}.onnx")).graph
+        head[name] = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name.startswith("lm_head.")}
+    assert sorted(head["whole"]) == sorted(head["blocks"]) == ["lm_head.scales", "lm_head.weight_q8"]
+    for key, want in head["whole"].items():
+        assert np.array_equal(head["blocks"][key], want), key

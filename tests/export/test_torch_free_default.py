@@ -122,6 +122,26 @@ def test_llama_rotary_rows_are_put_back(tmp_path):
     assert not np.allclose(permute_rotary(q, 2), q)  # the GGUF really holds them reordered
 
 
+def test_gguf_rows_read_a_q8_0_table_a_block_at_a_time(tmp_path):
+    import gguf
+    from gguf.quants import quantize
+
+    rng = np.random.default_rng(1)
+    table, norm = rng.normal(size=(40, 64)).astype(np.float32), rng.normal(size=(2, 64)).astype(np.float32)
+    writer = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "gemma3")
+    writer.add_tensor("token_embd.weight", quantize(table, gguf.GGMLQuantizationType.Q8_0),
+                      raw_dtype=gguf.GGMLQuantizationType.Q8_0)  # fmt: skip
+    writer.add_tensor("blk.0.attn_norm.weight", norm + 1)  # a matrix here only to reach the transformed path
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file, writer.close):
+        write()
+    weights = GgufWeights(tmp_path / "q.gguf")
+    whole = weights.get("embed_tokens.weight")
+    assert np.abs(whole - table).max() < 0.02  # Q8_0 rounding
+    for start, stop in ((0, 7), (7, 33), (33, 40)):
+        assert np.array_equal(weights.rows("embed_tokens.weight", start, stop), whole[start:stop])
+    assert np.allclose(weights.rows("layers.0.input_layernorm.weight", 1, 2), norm[1:2], atol=1e-6)  # minus one kept
+
+
 def test_torch_free_build_reproduces_the_torch_bundle_without_torch(packaged, tmp_path):
     root, _ = packaged
     hook = tmp_path / "hook"

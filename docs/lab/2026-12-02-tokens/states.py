@@ -91,7 +91,7 @@ if __name__ == "__main__":
             for r, g in zip(part, got):
                 result[r["id"]] = g
             done += len(part)
-            print(f"{done}/{len(rows)} {time.time() - t0:.0f}s windows={w} | {tk.decode(got[0][0])} | {part[0]['source']}", flush=True)
+            print(f"{done}/{len(rows)} {time.time() - t0:.0f}s windows={w} | {tk.decode(got[0][0])} | {part[0].get('source', '')}", flush=True)
     ids = [r["id"] for r in rows]
     np.savez(out_path, ids=np.array(ids),
              tokens=np.array([np.array(result[i][0], np.int32) for i in ids], dtype=object),
