@@ -35,7 +35,10 @@ def _numbers(text: str, flag: str, kind=float) -> tuple:
         raise SimulsaError(f"{flag} {text!r} is not a comma-separated list of numbers (or inf)") from None
 
 
-EVAL_EXAMPLE = "Example:\n\n  simulsa eval --manifest test.jsonl --bundle b --chunk-ms 500,1000,inf --hold 0,3 --out ev"
+EVAL_EXAMPLE = ("Examples:\n\n  simulsa eval --manifest test.jsonl --bundle b --chunk-ms 500,1000,inf --hold 0,3 --out ev\n\n"
+                "  simulsa eval --longform --manifest talk_segments.jsonl --chunk-ms 1000,2000 --hold 3 --out ev_long")
+# (chunk_ms, hold, policy) when not given: short-form sweeps both policies; long-form the IWSLT-style hold sweep
+EVAL_DEFAULTS = {False: ("500,1000,2000,inf", "0,3,5", "hold,local-agreement"), True: ("500,1000,2000", "3,5", "hold")}
 
 
 @command("eval", epilog=EVAL_EXAMPLE)
@@ -44,10 +47,17 @@ def evaluate(
     manifest: Annotated[Path, typer.Option(help="JSONL manifest with references.")],
     out: Annotated[Path, typer.Option(help="Folder for instances.jsonl, report.json/.md, curve.png.")],
     bundle: DefaultableBundle = None,
-    chunk_ms: Annotated[str, typer.Option(help="Chunk sizes, comma-separated; inf = offline.")] = "500,1000,2000,inf",
-    hold: Annotated[str, typer.Option(help="Hold values for the hold policy, comma-separated.")] = "0,3,5",
-    policy: Annotated[str, typer.Option(help="Policies, comma-separated.")] = "hold,local-agreement",
+    chunk_ms: Annotated[str | None, typer.Option(help="Chunk sizes, comma-separated; inf = offline "
+                                                      "[default: 500,1000,2000,inf; --longform: 500,1000,2000].")] = None,
+    hold: Annotated[str | None, typer.Option(help="Hold values for the hold policy, comma-separated "
+                                                  "[default: 0,3,5; --longform: 3,5].")] = None,
+    policy: Annotated[str | None, typer.Option(help="Policies, comma-separated "
+                                                    "[default: hold,local-agreement; --longform: hold].")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
+    longform: Annotated[bool, typer.Option(help="Stream whole recordings (rows with offset/duration) or the rows "
+                                                "joined into one stream, unsegmented; re-segment the output to the "
+                                                "reference sentences (mweralign); StreamLAAL, LongYAAL.")] = False,
+    pause_ms: Annotated[float, typer.Option(help="--longform: silence between joined utterances.")] = 700.0,
     threads: Threads = None,
     verbose: Verbose = False,
     force: Force = False,
@@ -57,9 +67,18 @@ def evaluate(
     from simulsa.runtime.files import check_output_free
 
     check_output_free(out, force, "--out")
+    chunk_ms, hold, policy = (given or default for given, default in zip((chunk_ms, hold, policy), EVAL_DEFAULTS[longform]))
     options = EvalOptions(chunks_ms=_numbers(chunk_ms, "--chunk-ms"), holds=_numbers(hold, "--hold", int),
                           policies=tuple(p.strip() for p in policy.split(",")), limit=limit)  # fmt: skip
-    run_eval(manifest, load_translator(bundle, threads, False, verbose), out, options, force)
+    if longform:
+        from simulsa.runtime.longform_eval import LongformOptions, run_longform_eval
+
+        if limit is not None:
+            raise SimulsaError("--limit cuts a manifest into rows; with --longform give a shorter manifest instead")
+        long_options = LongformOptions(eval=options, pause_ms=pause_ms)
+        run_longform_eval(manifest, load_translator(bundle, threads, False, verbose), out, long_options, force)
+    else:
+        run_eval(manifest, load_translator(bundle, threads, False, verbose), out, options, force)
     typer.echo((out / "report.md").read_text())
 
 

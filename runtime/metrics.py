@@ -47,6 +47,19 @@ def length_adaptive_average_lagging(delays: Sequence[float], source_ms: float, r
     return _lagging(delays, source_ms, max(len(delays), reference_len))
 
 
+def yet_another_average_lagging(delays: Sequence[float], source_ms: float, reference_len: int,
+                                 recording_end_ms: float = float("inf"), longform: bool = False) -> float | None:
+    """YAAL (Polák et al. 2025, "Better Late Than Never"): LAAL's sum over the units emitted *before* the source ends,
+    not through the first one at or after it. Long-form (LongYAAL, one re-segmented sentence of a stream): units after
+    the sentence's end still count, up to the end of the recording. None when no unit qualifies."""
+    if not delays:
+        raise ValueError("no delays: the hypothesis is empty")
+    cutoff = recording_end_ms if longform else min(source_ms, recording_end_ms)
+    rate = source_ms / max(len(delays), reference_len)
+    kept = [delay - i * rate for i, delay in enumerate(itertools.takewhile(lambda d: d < cutoff, delays))]
+    return sum(kept) / len(kept) if kept else None
+
+
 def average_proportion(delays: Sequence[float], source_ms: float) -> float:
     """AP = sum d_i / (|X| |hypothesis|)."""
     if not delays:
