@@ -119,6 +119,24 @@ class TranslationEvent:
         return dataclasses.asdict(self)
 
 
+class CommittedWords:
+    """The words a session's events commit, released once complete: followed by a space, or at a segment's end.
+    Shared by the SimulEval agent and the SimulStream processor, which both emit whole words that never change."""
+
+    def __init__(self) -> None:
+        self.unsent = ""  # committed text not yet released (its last word may still grow)
+
+    def add(self, events: list[TranslationEvent]) -> list[str]:
+        self.unsent += "".join(e.committed + (" " if e.final and e.segment_text else "") for e in events)
+        complete, _, self.unsent = self.unsent.rpartition(" ")
+        return complete.split()
+
+    def flush(self) -> list[str]:
+        """At the end of the source: the rest, complete or not."""
+        words, self.unsent = self.unsent.split(), ""
+        return words
+
+
 class Translator:
     """A loaded bundle: make sessions from it, or translate a whole utterance."""
 

@@ -15,7 +15,7 @@ import numpy as np
 from simuleval.agents import SpeechToTextAgent
 from simuleval.agents.actions import ReadAction, WriteAction
 
-from simulsa.runtime.session import StreamOptions, Translator
+from simulsa.runtime.session import CommittedWords, StreamOptions, Translator
 
 
 class SimulsaAgent(SpeechToTextAgent):
@@ -37,7 +37,7 @@ class SimulsaAgent(SpeechToTextAgent):
     def _new_session(self) -> None:
         self.session = self.translator.session(self.options)
         self.fed = 0  # source samples already given to the session
-        self.unsent = ""  # committed text not yet written (a word may be incomplete)
+        self.words = CommittedWords()
 
     def reset(self) -> None:
         super().reset()
@@ -50,12 +50,9 @@ class SimulsaAgent(SpeechToTextAgent):
         if new:
             self.session.accept_audio(np.asarray(new, dtype=np.float32), states.source_sample_rate or 16000)
         events = self.session.finish() if states.source_finished else self.session.step()
-        self.unsent += "".join(e.committed + (" " if e.final and e.segment_text else "") for e in events)
+        words = self.words.add(events)
         if states.source_finished:
-            text, self.unsent = self.unsent.strip(), ""
-            return WriteAction(text, finished=True)
-        complete, _, rest = self.unsent.rpartition(" ")  # words followed by a space are complete
-        if not complete.strip():
+            return WriteAction(" ".join(words + self.words.flush()), finished=True)
+        if not words:
             return ReadAction()
-        self.unsent = rest
-        return WriteAction(complete.strip(), finished=False)
+        return WriteAction(" ".join(words), finished=False)
