@@ -168,27 +168,41 @@ REPORT_COLUMNS = ("BLEU", "chrF", "AL", "LAAL", "AP", "DAL", "LAAL_CA", "erasure
 
 def write_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| config | " + " | ".join(REPORT_COLUMNS) + " |", "|---" * (len(REPORT_COLUMNS) + 1) + "|"]
-    for name, scores in report["configs"].items():
-        lines.append(f"| {name} | " + " | ".join(_cell(scores.get(c)) for c in REPORT_COLUMNS) + " |")
+    lines = markdown_table(report["configs"], REPORT_COLUMNS)
     notes = (f"\n{report['rows']} rows, {report['skipped']} skipped (missing or unreadable audio); "
              f"peak RSS {report['peak_rss_mb']} MB.\n")
     (out / "report.md").write_text("\n".join(lines) + "\n" + notes)
     plot_curve(report, out / "curve.png")
 
 
+def markdown_table(configs: dict[str, dict], columns: tuple[str, ...]) -> list[str]:
+    """One row per configuration, one column per score ("-" where there is none)."""
+    lines = ["| config | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, scores in configs.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(scores.get(c)) for c in columns) + " |")
+    return lines
+
+
 def _cell(value) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def plot_curve(report: dict, path: Path) -> bool:
-    """BLEU against LAAL (solid) and LAAL_CA (dashed), one line per policy/hold; offline as a horizontal line."""
+def pyplot():
+    """matplotlib's pyplot on a file backend, or None without the [eval] extra (the curve is then skipped)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_curve(report: dict, path: Path) -> bool:
+    """BLEU against LAAL (solid) and LAAL_CA (dashed), one line per policy/hold; offline as a horizontal line."""
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4))
     lines: dict[str, list[dict]] = {}

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from simulsa.runtime.audio import write_wav
-from simulsa.runtime.eval_run import EvalConfig, EvalOptions
+from simulsa.runtime.eval_run import EvalConfig, EvalOptions, markdown_table, pyplot
 from simulsa.runtime.evaluation import run_stream
 from simulsa.runtime.files import check_output_free
 from simulsa.runtime.longform import (
@@ -157,27 +157,17 @@ LONGFORM_COLUMNS = ("BLEU", "chrF", "StreamLAAL", "StreamLAAL_CA", "LongYAAL", "
 
 def write_longform_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| config | " + " | ".join(LONGFORM_COLUMNS) + " |", "|---" * (len(LONGFORM_COLUMNS) + 1) + "|"]
-    for name, scores in report["configs"].items():
-        lines.append(f"| {name} | " + " | ".join(_cell(scores.get(c)) for c in LONGFORM_COLUMNS) + " |")
+    lines = markdown_table(report["configs"], LONGFORM_COLUMNS)
     streams = ", ".join(f"{s['name']} ({s['duration_s']} s, {s['sentences']} sentences)" for s in report["streams"])
     (out / "report.md").write_text("\n".join(lines) + f"\n\nStreams: {streams}. Latencies in ms, from each "
                                    "re-segmented sentence's start; regimes by StreamLAAL (2025) and LongYAAL (2026).\n")
     plot_longform_curve(report, out / "curve.png")
 
 
-def _cell(value) -> str:
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def plot_longform_curve(report: dict, path: Path) -> bool:
     """BLEU against StreamLAAL (solid) and LongYAAL (dashed), one line per hold; the regimes shaded."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for (low, high), shade in zip(REGIMES_MS, ("#eef5ee", "#f5f0e6")):
