@@ -7,7 +7,7 @@ from pathlib import Path
 
 from simulsa.export.graphs import LmDims
 from simulsa.runtime import __version__
-from simulsa.runtime.bundle import BUNDLE_JSON, KV_RECORD, SCHEMA_VERSION, sha256_of
+from simulsa.runtime.bundle import KV_RECORD, SCHEMA_VERSION
 from simulsa.runtime.bundle_records import (
     AudioRecord,
     BundleRecord,
@@ -20,7 +20,6 @@ from simulsa.runtime.bundle_records import (
     SourceRecord,
     TokenizerRecord,
 )
-from simulsa.runtime.files import write_json_atomic
 from simulsa.train.families.base import SpeechLM
 from simulsa.train.families.notices import copy_notices
 
@@ -51,11 +50,3 @@ def write_notices(model: SpeechLM, folder: Path) -> list[str]:
     for part, files in sorted(model.notices.items()):
         names += copy_notices(files, folder, f"{part}." if part else "")
     return names
-
-
-def write_bundle_json(folder: Path, record: BundleRecord) -> BundleRecord:
-    """Hash every file beside bundle.json (sub-folders are not part of a bundle) and write bundle.json last."""
-    hashes = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != BUNDLE_JSON}
-    record = dataclasses.replace(record, sha256=hashes)
-    write_json_atomic(folder / BUNDLE_JSON, record.to_json())
-    return record

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulsa.export.bundle_writer import bundle_record, write_bundle_json, write_notices
+from simulsa.export.bundle_writer import bundle_record, write_notices
 from simulsa.export.families import export_family
 from simulsa.export.graphs import (
     DECODER_FILE,
@@ -40,7 +40,7 @@ from simulsa.export.quantize import (
     weights_bytes,
 )
 from simulsa.export.verify import VerificationReport, verify_bundle
-from simulsa.runtime.bundle import BUNDLE_JSON, load_bundle
+from simulsa.runtime.bundle import BUNDLE_JSON, load_bundle, write_bundle_json
 from simulsa.runtime.bundle_records import BundleRecord, FilesRecord, QuantizationRecord, SourceRecord, TokenizerRecord
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.files import atomic_dir, check_output_free

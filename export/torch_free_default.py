@@ -31,12 +31,11 @@ from simulsa.export.quantize import ACCURACY_LEVEL, quantize_embeddings
 from simulsa.runtime import __version__
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
 from simulsa.runtime.bundle import (
-    BUNDLE_JSON,
     FUSED_INPUTS,
     KV_RECORD,
     SCHEMA_VERSION,
     load_bundle,
-    sha256_of,
+    write_bundle_json,
 )
 from simulsa.runtime.bundle_records import (
     AudioRecord,
@@ -55,7 +54,6 @@ from simulsa.runtime.bundle_records import (
 from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
 from simulsa.runtime.default_model import BUILD_INPUTS
 from simulsa.runtime.errors import SimulsaError
-from simulsa.runtime.files import write_json_atomic
 
 TOKEN_PIECES = "token_pieces.npz"
 MAX_LENGTH = 4096  # the fused decoder's rotary tables, as `simulsa export`'s default
@@ -246,9 +244,7 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
         source=SourceRecord(model=f"{sources.default_dir} over {sources.gguf.name} and whisper-base",
                             notices=tuple(notices)),
     )  # fmt: skip
-    hashes = {p.name: sha256_of(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != BUNDLE_JSON}
-    record = dataclasses.replace(record, sha256=hashes)
-    write_json_atomic(out / BUNDLE_JSON, record.to_json())
+    record = write_bundle_json(out, record)
     on_step("check against the reference")
     check_reference(out, inputs["reference"])
     return record

@@ -96,6 +96,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_bundle_json(folder: Path, record: BundleRecord) -> BundleRecord:
+    """Hash every file beside bundle.json (sub-folders are not part of a bundle) and write bundle.json last.
+    Both writers use it: the exporter (export/pipeline.py) and the torch-free default build."""
+    from simulsa.runtime.files import write_json_atomic
+
+    hashes = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != BUNDLE_JSON}
+    record = dataclasses.replace(record, sha256=hashes)
+    write_json_atomic(folder / BUNDLE_JSON, record.to_json())
+    return record
+
+
 def load_bundle(path: str | Path, verify_checksums: bool = True) -> Bundle:
     """Read and check bundle.json: schema version, every listed file present, sha256 unchanged."""
     path = Path(path)
