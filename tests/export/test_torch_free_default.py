@@ -205,3 +205,6 @@ def test_lora_merged_in_numpy_equals_peft(tmp_path):
     for name in ("layers.0.self_attn.q_proj.weight", "layers.0.mlp.down_proj.weight", "layers.0.self_attn.k_proj.weight"):
         assert np.allclose(ours.get(name), merged[f"model.{name}"], atol=1e-6), name
     assert not np.allclose(ours.get("layers.0.self_attn.q_proj.weight"), source.get("layers.0.self_attn.q_proj.weight"))
+    # a block of rows (how the vocabulary-sized matrices are read) is the same rows of the merged weight
+    for name in ("layers.0.self_attn.q_proj.weight", "embed_tokens.weight"):
+        assert np.allclose(ours.rows(name, 3, 11), merged[f"model.{name}"][3:11], atol=1e-6), name
