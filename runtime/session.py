@@ -35,7 +35,8 @@ from simulsa.runtime.text import IncrementalText
 from simulsa.runtime.vad import VADS
 
 LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
-LOOP_MAX_PERIOD = 8  # longest phrase, in tokens, the loop guard looks for
+LOOP_MAX_PERIOD = 8  # longest short phrase, in tokens, the loop guard looks for (said `loop_repeats` times)
+LONG_LOOP_MAX_PERIOD = 64  # longest clause the loop guard looks for said twice in a row
 # finish() reads what is left in pieces this long so that the VAD can end segments at pauses: offline translation
 # of a long recording is then cut where the speaker pauses, not every max_segment_s (the 44 s two_cities reading
 # came out as three short sentences for twelve when cut at 20 s)
@@ -43,19 +44,37 @@ FINISH_PIECE = SAMPLE_RATE // 10
 
 
 def looping_tail(tokens: Sequence[int], repeats: int) -> int:
-    """How many trailing tokens to drop so a phrase said `repeats` times in a row at the end stays once; 0: none.
+    """How many trailing tokens to drop so that a looping phrase at the end stays once; 0: none.
 
     Why: a small greedy model can fall into "muy muy muy ..." or "un poco de un poco de ..." and
     run to the segment's token limit, showing garbage and spending a decoder step on every token.
-    Natural text does not say the same phrase of <= 8 tokens four times in a row.
+    Natural text does not say the same phrase of <= 8 tokens `repeats` times in a row, nor a clause of
+    9-64 tokens twice in a row word for word (the 2000 ms long-form run on the real recordings said "En corto,
+    que el otro lado era todo lo contrario de lo que se había visto." eleven times over).
     """
     if repeats < 2:
         return 0
     for period in range(1, LOOP_MAX_PERIOD + 1):
-        span = period * repeats
-        if len(tokens) >= span and all(tokens[-k] == tokens[-k - period] for k in range(1, span - period + 1)):
-            return span - period
+        if _repeated(tokens, period, repeats):
+            return period * (repeats - 1)
+    for period in range(LOOP_MAX_PERIOD + 1, LONG_LOOP_MAX_PERIOD + 1):
+        copies = 1
+        while _repeated(tokens, period, copies + 1):
+            copies += 1
+        if copies > 1:
+            return period * (copies - 1)
     return 0
+
+
+def loop_window(repeats: int) -> int:
+    """How many trailing tokens `looping_tail` needs to see."""
+    return max(LOOP_MAX_PERIOD * repeats, 2 * LONG_LOOP_MAX_PERIOD)
+
+
+def _repeated(tokens: Sequence[int], period: int, times: int) -> bool:
+    """Do the last `period` tokens come `times` times in a row at the end?"""
+    span = period * times
+    return len(tokens) >= span and all(tokens[-k] == tokens[-k - period] for k in range(1, span - period + 1))
 
 
 def line_break_ids(tokenizer) -> frozenset[int]:
@@ -306,7 +325,7 @@ class StreamSession:
             if token in self.stop_ids:
                 return tokens
             tokens.append(token)
-            window = (self.committed + tokens)[-LOOP_MAX_PERIOD * self.options.loop_repeats :]
+            window = (self.committed + tokens)[-loop_window(self.options.loop_repeats) :]
             drop = looping_tail(window, self.options.loop_repeats)
             if drop:
                 return tokens[: max(0, len(tokens) - drop)]  # repeats already committed cannot be taken back

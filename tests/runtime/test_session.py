@@ -128,8 +128,12 @@ def test_loop_guard_keeps_one_copy_of_a_repeated_phrase():
     assert looping_tail([1, 2, 3, 2, 3, 2, 3], repeats=4) == 0  # only three times
     assert looping_tail([1, 2, 3, 4, 5, 6], repeats=4) == 0
     assert looping_tail([7, 7, 7, 7, 7], repeats=0) == 0  # off
-    phrase = list(range(9))  # longer than LOOP_MAX_PERIOD: not looked for
-    assert looping_tail(phrase * 4, repeats=4) == 0
+    clause = list(range(20))  # longer than LOOP_MAX_PERIOD: twice in a row word for word is already a loop
+    assert looping_tail([99, *clause, *clause], repeats=4) == 20
+    assert looping_tail(clause * 3, repeats=4) == 40  # every copy but one
+    assert looping_tail([*clause, *clause[:-1], 77], repeats=4) == 0  # one token differs: not a loop
+    assert looping_tail(list(range(65)) * 2, repeats=4) == 0  # longer than LONG_LOOP_MAX_PERIOD
+    assert looping_tail(clause * 2, repeats=0) == 0  # off
     with pytest.raises(SimulsaError, match="loop_repeats is out of range, got 1"):
         StreamOptions(loop_repeats=1)
 
