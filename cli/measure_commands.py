@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from simulsa.cli.app import MEASURE_PANEL, app, reports_errors
-from simulsa.cli.shared import DefaultableBundle, Force, Threads, Verbose, bundle_or_default, load_translator
+from simulsa.cli.shared import DefaultableBundle, Force, OpenTail, Threads, Verbose, bundle_or_default, load_translator
 from simulsa.runtime.errors import SimulsaError
 
 command = functools.partial(app.command, rich_help_panel=MEASURE_PANEL)  # every command here is in this --help panel
@@ -58,6 +58,7 @@ def evaluate(
                                                 "joined into one stream, unsegmented; re-segment the output to the "
                                                 "reference sentences (mweralign); StreamLAAL, LongYAAL.")] = False,
     pause_ms: Annotated[float, typer.Option(help="--longform: silence between joined utterances.")] = 700.0,
+    open_tail: OpenTail = True,
     threads: Threads = None,
     verbose: Verbose = False,
     force: Force = False,
@@ -65,11 +66,13 @@ def evaluate(
     """Quality (BLEU, chrF), latency (AL, LAAL, AP, DAL and computation-aware), erasure, RTF per configuration."""
     from simulsa.runtime.eval_run import EvalOptions, run_eval
     from simulsa.runtime.files import check_output_free
+    from simulsa.runtime.session import StreamOptions
 
     check_output_free(out, force, "--out")
     chunk_ms, hold, policy = (given or default for given, default in zip((chunk_ms, hold, policy), EVAL_DEFAULTS[longform]))
     options = EvalOptions(chunks_ms=_numbers(chunk_ms, "--chunk-ms"), holds=_numbers(hold, "--hold", int),
-                          policies=tuple(p.strip() for p in policy.split(",")), limit=limit)  # fmt: skip
+                          policies=tuple(p.strip() for p in policy.split(",")), limit=limit,
+                          stream=StreamOptions(open_tail=open_tail))  # fmt: skip
     if longform:
         from simulsa.runtime.longform_eval import LongformOptions, run_longform_eval
 

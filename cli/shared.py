@@ -14,6 +14,8 @@ Threads = Annotated[int | None, typer.Option(help="onnxruntime threads (default:
 SkipChecksum = Annotated[bool, typer.Option(help="Skip the sha256 check of the bundle's files (faster start).")]
 Verbose = Annotated[bool, typer.Option("--verbose", help="Show the libraries' own output while the default model is built.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out.")]
+OpenTail = Annotated[bool, typer.Option(help="whisper-tokens: while a segment goes on, hide the sentence end Whisper "
+                                             "writes after audio cut mid-sentence from the LM.")]
 
 
 def bundle_or_default(bundle: Path | None, verbose: bool) -> Path:

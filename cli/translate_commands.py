@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from simulsa.cli.app import TRANSLATE_PANEL, app, reports_errors
-from simulsa.cli.shared import DefaultableBundle, SkipChecksum, Threads, Verbose, check_output_files, load_translator
+from simulsa.cli.shared import DefaultableBundle, OpenTail, SkipChecksum, Threads, Verbose, check_output_files, load_translator
 from simulsa.runtime.errors import SimulsaError
 
 command = functools.partial(app.command, rich_help_panel=TRANSLATE_PANEL)  # every command here is in this --help panel
@@ -120,6 +120,7 @@ def stream(
     context_tokens: Annotated[int, typer.Option(help="Earlier segments' tokens kept as context (0 = none).")] = 0,
     loop_repeats: LoopRepeats = 4,
     keep_line_breaks: KeepLineBreaks = False,
+    open_tail: OpenTail = True,
     jsonl: Annotated[Path | None, typer.Option(help="Write every event as a JSON line.")] = None,
     srt: Annotated[Path | None, typer.Option(help="Write SRT subtitles.")] = None,
     vtt: Annotated[Path | None, typer.Option(help="Write WebVTT subtitles.")] = None,
@@ -142,7 +143,7 @@ def stream(
     options = StreamOptions(chunk_ms=chunk_ms, policy=policy, hold=hold, cache_reuse=not no_cache_reuse,
                             max_segment_s=max_segment_s, min_silence_ms=min_silence_ms, vad=vad,
                             context_tokens=context_tokens, loop_repeats=loop_repeats,
-                            stop_at_line_break=not keep_line_breaks)  # fmt: skip
+                            stop_at_line_break=not keep_line_breaks, open_tail=open_tail)  # fmt: skip
     samples = _read_audio(audio) if audio is not None else None
     if server is not None and (bundle is not None or no_cache_reuse):
         raise SimulsaError("--server streams to a running server's model; leave out --bundle and --no-cache-reuse")

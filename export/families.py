@@ -15,6 +15,7 @@ from simulsa.export.graphs import DECODER_FILE, ENCODER_FILE, audio_encoder_grap
 from simulsa.export.wrappers import BlockEncoderWrapper, WindowEncoderWrapper
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
 from simulsa.runtime.bundle_records import AudioRecord, EarRecord, GraphIO
+from simulsa.runtime.ear import sentence_end_ids
 from simulsa.runtime.errors import ModelError
 from simulsa.runtime.features import samples_per_token
 from simulsa.train.families.base import SpeechLM
@@ -43,7 +44,8 @@ def _ear_audio(model: SpeechLM) -> AudioRecord:
     settings, config = model.simulsa_config.audio, model.whisper.config
     ear = EarRecord(window_s=settings.window_s, decoder_prompt=tuple(settings.decoder_prompt), decoder_end=settings.decoder_end,
                     layers=config.decoder_layers, heads=config.decoder_attention_heads,
-                    head_dim=config.d_model // config.decoder_attention_heads, d_model=config.d_model)  # fmt: skip
+                    head_dim=config.d_model // config.decoder_attention_heads, d_model=config.d_model,
+                    sentence_end_ids=sentence_end_ids(model.whisper_texts()))  # fmt: skip
     return AudioRecord(**_mel_fields(model), window_s=WHISPER_WINDOW_S, ear=ear)  # a segment stays within Whisper's 30 s
 
 

@@ -194,7 +194,8 @@ def _ear_record(inputs: Mapping[str, Any], shape: WhisperShape) -> AudioRecord:
                        window_s=WHISPER_WINDOW_S,
                        ear=EarRecord(window_s=float(ear["window_s"]), decoder_prompt=tuple(ear["decoder_prompt"]),
                                      decoder_end=ear["decoder_end"], layers=shape.decoder_layers, heads=shape.heads,
-                                     head_dim=shape.head_dim, d_model=shape.d_model))  # fmt: skip
+                                     head_dim=shape.head_dim, d_model=shape.d_model,
+                                     sentence_end_ids=tuple(ear["sentence_end_ids"])))  # fmt: skip
 
 
 def _quantization_record() -> QuantizationRecord:

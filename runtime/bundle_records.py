@@ -46,6 +46,7 @@ class EarRecord:
     heads: int
     head_dim: int
     d_model: int
+    sentence_end_ids: tuple[int, ...]  # tokens that close a sentence: dropped from the open tail (runtime/ear.py)
 
 
 @dataclasses.dataclass(frozen=True)

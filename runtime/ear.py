@@ -19,6 +19,22 @@ from simulsa.runtime.audio import SAMPLE_RATE, log_mel
 from simulsa.runtime.bundle import Bundle, BundleError, open_session
 
 MAX_TOKENS_PER_S = 8  # a transcript longer than this per second of (padded) audio is a loop; Whisper-base says ~3/s
+SENTENCE_END_TEXTS = frozenset({".", "?", "!", "...", "\u2026", "\u3002", '."', '?"', '!"'})  # as Whisper spells them
+
+
+def sentence_end_ids(texts: list[str]) -> tuple[int, ...]:
+    """Ids of the Whisper tokens that close a sentence (".", " ?", '."', ...), from each token's text."""
+    return tuple(i for i, text in enumerate(texts) if text.strip() in SENTENCE_END_TEXTS)
+
+
+def open_tail_end(tokens: list[int], start: int, sentence_ends: frozenset[int]) -> int:
+    """Where the LM's view of `tokens[start:]` ends while the speaker is still talking: before the trailing
+    sentence-end tokens. Why: Whisper closes the transcript of audio cut mid-sentence ("Bye, have a good day." from
+    0.6 s), so the LM reads a finished sentence and says all of it; the final hearing of a segment keeps them."""
+    end = len(tokens)
+    while end > start and tokens[end - 1] in sentence_ends:
+        end -= 1
+    return end
 
 
 def start_over(tokens: list[int]) -> int:
@@ -63,6 +79,7 @@ class WhisperEar:
         # (top_logits, top_ids, hidden, present); projector (h_pred, h_read, top_logits, top_ids) -> embeddings
         self.encoder_io, self.decoder_io, self.projector_io = (bundle.io(g) for g in ("audio_encoder", "ear_decoder", "projector"))
         self.lm_hidden = bundle.dims.hidden_size
+        self.sentence_ends = frozenset(ear.sentence_end_ids)
 
     def cross(self, samples: np.ndarray) -> list[np.ndarray]:
         """(T,) -> cross-attention K/V per decoder layer, (1, heads, frames / 2, hd) each."""

@@ -53,6 +53,7 @@ class EvalOptions:
     holds: tuple[int, ...] = (0, 3, 5)
     policies: tuple[str, ...] = ("hold", "local-agreement")
     limit: int | None = None  # first N manifest rows only
+    stream: StreamOptions = StreamOptions()  # every other stream option (open tail, VAD, ...), the same in each config
 
     def __post_init__(self) -> None:
         if not self.chunks_ms or any(c <= 0 for c in self.chunks_ms):
@@ -61,6 +62,9 @@ class EvalOptions:
             raise SimulsaError(f"--hold must be >= 0, got {self.holds}")
         for policy in self.policies:
             StreamOptions(policy=policy)  # validates the name
+
+    def stream_options(self, config: EvalConfig) -> StreamOptions:
+        return dataclasses.replace(self.stream, chunk_ms=config.chunk_ms, policy=config.policy, hold=config.hold)
 
     def configs(self) -> list[EvalConfig]:
         configs = []
@@ -88,7 +92,7 @@ def run_eval(manifest: Path, translator: Translator, out: Path, options: EvalOpt
     with (out / "instances.jsonl").open("w", encoding="utf-8") as log, bar:
         for config in configs:
             for row in rows:
-                record = _evaluate_row(translator, row, config, skipped)
+                record = _evaluate_row(translator, row, config, options.stream_options(config), skipped)
                 if record is not None:
                     log.write(json.dumps(record, ensure_ascii=False) + "\n")
                     log.flush()
@@ -98,7 +102,8 @@ def run_eval(manifest: Path, translator: Translator, out: Path, options: EvalOpt
     return report
 
 
-def _evaluate_row(translator: Translator, row, config: EvalConfig, skipped: dict[str, str]) -> dict | None:
+def _evaluate_row(translator: Translator, row, config: EvalConfig, options: StreamOptions,
+                  skipped: dict[str, str]) -> dict | None:  # fmt: skip
     if row.id in skipped:
         return None
     try:
@@ -106,7 +111,6 @@ def _evaluate_row(translator: Translator, row, config: EvalConfig, skipped: dict
     except AudioError as err:
         skipped[row.id] = str(err)  # reported and counted, never a crash after an hour of work
         return None
-    options = StreamOptions(chunk_ms=config.chunk_ms, policy=config.policy, hold=config.hold)
     trace = run_stream(translator, samples, options, row.tgt_lang)
     return {"id": row.id, "config": config.name, "policy": config.policy, "chunk_ms": config.chunk_ms, "hold": config.hold,
             "tgt_lang": row.tgt_lang, **_trace_record(trace), "reference": row.target}  # fmt: skip

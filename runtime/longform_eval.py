@@ -66,7 +66,7 @@ def run_longform_eval(manifest: Path, translator: Translator, out: Path, options
         for config in configs:
             lines = []
             for stream, wav in zip(streams, wavs):
-                record = _stream_record(translator, stream, wav, config)
+                record = _stream_record(translator, stream, wav, config, options.eval.stream_options(config))
                 log.write(json.dumps(record, ensure_ascii=False) + "\n")
                 log.flush()
                 records.append(record)
@@ -96,8 +96,8 @@ def _write_inputs(out: Path, streams: list[LongStream]) -> list[str]:
     return wavs
 
 
-def _stream_record(translator: Translator, stream: LongStream, wav: str, config: EvalConfig) -> dict:
-    options = StreamOptions(chunk_ms=config.chunk_ms, policy=config.policy, hold=config.hold)
+def _stream_record(translator: Translator, stream: LongStream, wav: str, config: EvalConfig,
+                   options: StreamOptions) -> dict:  # fmt: skip
     trace = run_stream(translator, stream.samples, options, stream.tgt_lang)
     words = units(trace.hypothesis, stream.tgt_lang)
     groups = resegment(words, [s.text for s in stream.sentences])

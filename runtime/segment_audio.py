@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulsa.runtime.audio import SAMPLE_RATE
+from simulsa.runtime.ear import open_tail_end
 
 if TYPE_CHECKING:
     from simulsa.runtime.onnx_model import OnnxSpeechModel
@@ -39,11 +40,12 @@ class SegmentAudio:
         """(n, H) embeddings that became final since the last call (each handed out once)."""
         return self._empty()
 
-    def unstable(self) -> np.ndarray:
-        """(m, H) embeddings of audio that may still change; recomputed on every call."""
+    def unstable(self, open_end: bool = False) -> np.ndarray:
+        """(m, H) embeddings of audio that may still change; recomputed on every call. `open_end`: the speaker is
+        still talking (only whisper-tokens acts on it: the open tail)."""
         return self.model.encode_audio(self.samples) if self.samples.size else self._empty()
 
-    def all_embeddings(self) -> np.ndarray:
+    def all_embeddings(self, open_end: bool = False) -> np.ndarray:
         """Every embedding of the segment, recomputed from the samples (the no-cache-reuse path)."""
         return self.model.encode_audio(self.samples) if self.samples.size else self._empty()
 
@@ -61,7 +63,7 @@ class BlockAudio(SegmentAudio):
         self.handed_out = finished
         return np.concatenate(blocks) if blocks else self._empty()
 
-    def unstable(self) -> np.ndarray:
+    def unstable(self, open_end: bool = False) -> np.ndarray:
         tail = self.samples[(self.samples.size // self.block) * self.block :]
         return self.model.encode_audio(tail) if tail.size else self._empty()
 
@@ -105,14 +107,16 @@ class TokenAudio(SegmentAudio):
         self.handed_out = self.frozen_embeds.shape[0]
         return new
 
-    def unstable(self) -> np.ndarray:
+    def unstable(self, open_end: bool = False) -> np.ndarray:
         if not self.samples.size:
             return self._empty()
-        heard = self._hear()
-        return self.model.ear.project(heard, len(self.frozen), len(heard.tokens))
+        heard, ear = self._hear(), self.model.ear
+        start = len(self.frozen)
+        end = open_tail_end(heard.tokens, start, ear.sentence_ends) if open_end else len(heard.tokens)
+        return ear.project(heard, start, end)
 
-    def all_embeddings(self) -> np.ndarray:
-        unstable = self.unstable()
+    def all_embeddings(self, open_end: bool = False) -> np.ndarray:
+        unstable = self.unstable(open_end)
         return np.concatenate([self.frozen_embeds, unstable])
 
 

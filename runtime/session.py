@@ -41,6 +41,11 @@ LONG_LOOP_MAX_PERIOD = 64  # longest clause the loop guard looks for said twice 
 # of a long recording is then cut where the speaker pauses, not every max_segment_s (the 44 s two_cities reading
 # came out as three short sentences for twelve when cut at 20 s)
 FINISH_PIECE = SAMPLE_RATE // 10
+# a chunk reaches the VAD in pieces this long, so that a pause inside a chunk ends the segment where it is: fed
+# whole, a 2000 ms chunk holding "...day. [0.7 s pause] The next..." reset the silence count before it ended the
+# segment, sentences ran together to max_segment_s and the LM said only part of them (long-form, 2000 ms: length
+# ratio 0.50, 96 of 320 sentences empty)
+VAD_PIECE = SAMPLE_RATE // 10
 
 
 def looping_tail(tokens: Sequence[int], repeats: int) -> int:
@@ -104,6 +109,8 @@ class StreamOptions:
     context_tokens: int = 0  # committed tokens of earlier segments placed before the prompt
     loop_repeats: int = 4  # a phrase (<= 8 tokens) repeated this often in a row ends the proposal, kept once; 0: off
     stop_at_line_break: bool = True  # a token holding a line break ends the proposal (see line_break_ids)
+    open_tail: bool = True  # whisper-tokens: while the segment goes on, the LM does not read the sentence end
+    # Whisper writes after audio cut mid-sentence (runtime/ear.py open_tail_end)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -202,6 +209,7 @@ class StreamSession:
         """Forget everything: a new stream starts at audio time 0."""
         self.pending = np.zeros(0, dtype=np.float32)
         self.consumed = 0  # samples moved from `pending` into segments
+        self.received = 0  # samples the session had been given when it emitted its last event (>= consumed)
         self.segment_index = 0
         self.context: list[int] = []
         self.started = time.perf_counter()
@@ -234,6 +242,7 @@ class StreamSession:
             self.pending = np.concatenate([self.pending, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
         self._resamplers.clear()
         events = []
+        self.received = self.consumed + self.pending.size
         while self.pending.size:  # what is left is cut at pauses, as a stream is, and decoded once per segment
             room = int(self.options.max_segment_s * SAMPLE_RATE) - self.audio.samples.size
             take = max(1, min(room, FINISH_PIECE))
@@ -280,13 +289,20 @@ class StreamSession:
             self.segment_start += dropped
 
     def _advance(self, piece: np.ndarray) -> list[TranslationEvent]:
-        self._append(piece)
-        if not self.vad.speech_seen:
-            return []
-        if (self.vad.endpoint or self.audio.duration_s >= self.options.max_segment_s
-                or len(self.committed) >= self.options.max_segment_tokens):  # fmt: skip
-            return [self._finalize()]
-        return [self._decode_and_commit(source_finished=False)]
+        """One chunk: segments end where a pause inside it ends them; then the open segment is decoded once."""
+        self.received = self.consumed + piece.size
+        events = []
+        for start in range(0, piece.size, VAD_PIECE):
+            self._append(piece[start : start + VAD_PIECE])
+            if self.vad.speech_seen and self._segment_over():
+                events.append(self._finalize())  # the rest of the chunk starts the next segment
+        if self.vad.speech_seen:
+            events.append(self._decode_and_commit(source_finished=False))
+        return events
+
+    def _segment_over(self) -> bool:
+        return (self.vad.endpoint or self.audio.duration_s >= self.options.max_segment_s
+                or len(self.committed) >= self.options.max_segment_tokens)  # fmt: skip
 
     def _finalize(self) -> TranslationEvent:
         # a segment of silence has nothing to say
@@ -300,7 +316,7 @@ class StreamSession:
     def _decode_and_commit(self, source_finished: bool) -> TranslationEvent:
         room = self.options.max_segment_tokens - len(self.committed)
         limit = room if source_finished else min(self.options.max_new_tokens, room)
-        hypothesis = self._propose(max(limit, 0))
+        hypothesis = self._propose(max(limit, 0), open_end=self.options.open_tail and not source_finished)
         state = PolicyState(tuple(hypothesis), self.previous, source_finished, self.options.hold)
         n = self.policy(state)
         self.committed += hypothesis[:n]
@@ -309,16 +325,16 @@ class StreamSession:
         return self._event(delta, self.text.tentative(self.committed, hypothesis[n:]), final=source_finished)
 
     def _event(self, delta: str, tentative: str, final: bool) -> TranslationEvent:
-        return TranslationEvent(committed=delta, tentative=tentative, t_audio_ms=self.consumed * 1000 / SAMPLE_RATE,
+        return TranslationEvent(committed=delta, tentative=tentative, t_audio_ms=self.received * 1000 / SAMPLE_RATE,
                                 t_wall_ms=(time.perf_counter() - self.started) * 1000, segment=self.segment_index,
                                 final=final, segment_start_ms=self.segment_start * 1000 / SAMPLE_RATE,
                                 segment_text=self.text.committed_text)  # fmt: skip
 
-    def _propose(self, limit: int) -> list[int]:
+    def _propose(self, limit: int, open_end: bool) -> list[int]:
         """Greedy tokens continuing the committed text, until the end token (or a line break) or `limit`."""
         if limit == 0:
             return []
-        logits, present = self._prefill()
+        logits, present = self._prefill(open_end)
         tokens: list[int] = []
         while True:
             token = int(np.argmax(logits[-1]))
@@ -333,13 +349,13 @@ class StreamSession:
                 return tokens
             logits, present = self.model.decode(self.model.embed_tokens([token]), present)
 
-    def _prefill(self) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _prefill(self, open_end: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         committed = self.model.embed_tokens(self.committed)
         if not self.options.cache_reuse:  # recompute everything from the samples
-            sequence = np.concatenate([self.prefix_embeds, self.audio.all_embeddings(), self.suffix_embeds, committed])
+            sequence = np.concatenate([self.prefix_embeds, self.audio.all_embeddings(open_end), self.suffix_embeds, committed])
             return self.model.decode(sequence, self.empty_cache)
         stable = self.audio.take_new_stable()  # only audio that became final since the last step
         if stable.shape[0]:
             _, self.cache = self.model.decode(stable, self.cache)
-        tail = np.concatenate([self.audio.unstable(), self.suffix_embeds, committed])
+        tail = np.concatenate([self.audio.unstable(open_end), self.suffix_embeds, committed])
         return self.model.decode(tail, self.cache)

@@ -25,6 +25,7 @@ import numpy as np
 from simulsa.export.torch_free_default import BUILD_INPUTS, TOKEN_PIECES, reference_record
 from simulsa.runtime import default_model as shipped
 from simulsa.runtime.bundle import load_bundle
+from simulsa.runtime.ear import sentence_end_ids
 from simulsa.runtime.files import write_json_atomic
 
 
@@ -52,7 +53,8 @@ def record_build_inputs(base: Path, bundle_path: Path, out: Path = shipped.DEFAU
     tmp.rename(out / TOKEN_PIECES)
     audio = model.simulsa_config.audio
     inputs = {"lm_config": model.text_config.to_dict(),
-              "ear": {"window_s": audio.window_s, "decoder_prompt": list(audio.decoder_prompt), "decoder_end": audio.decoder_end},
+              "ear": {"window_s": audio.window_s, "decoder_prompt": list(audio.decoder_prompt), "decoder_end": audio.decoder_end,
+                      "sentence_end_ids": list(sentence_end_ids(texts))},
               "prompt": bundle.record.to_json()["prompt"],
               "tokenizer": tokenizer_template(json.loads(bundle.file("tokenizer").read_text(encoding="utf-8"))),
               "reference": reference_record(bundle_path)}  # fmt: skip

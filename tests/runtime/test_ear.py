@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from simulsa.runtime.ear import Heard, start_over, token_cap
+from simulsa.runtime.ear import Heard, open_tail_end, sentence_end_ids, start_over, token_cap
 from simulsa.runtime.segment_audio import TokenAudio
 
 
@@ -56,6 +56,7 @@ class ScriptedEar:
     """Hears a scripted token list per call; records which prefix it was forced to continue."""
 
     lm_hidden = 2
+    sentence_ends = frozenset({13, 30})
 
     def __init__(self, script: list[list[int]]) -> None:
         self.script, self.forced = list(script), []
@@ -111,3 +112,29 @@ def test_the_no_reuse_path_sees_the_same_embeddings_as_the_reuse_path():
         cached = np.concatenate([cached, reuse.take_new_stable()])
         assert np.array_equal(np.concatenate([cached, reuse.unstable()]), recompute.all_embeddings())
     assert cached[:, 0].tolist() == [1, 2, 4]
+
+
+def test_sentence_end_ids_are_the_tokens_that_close_a_sentence():
+    texts = ["!", "a", " the", ".", " ?", '."', "...", "Mr.", " 4.5", "", " …"]
+    assert sentence_end_ids(texts) == (0, 3, 4, 5, 6, 10)  # not "Mr.", not "4.5", not a special token's ""
+
+
+def test_the_open_tail_drops_trailing_sentence_ends_but_never_frozen_tokens():
+    ends = frozenset({13, 30})
+    assert open_tail_end([5, 6, 7, 13], 0, ends) == 3  # "good day." heard from 0.6 s: the LM reads "good day"
+    assert open_tail_end([5, 13, 7, 13, 30], 0, ends) == 3  # every trailing end, not one inside
+    assert open_tail_end([5, 6, 13], 3, ends) == 3  # frozen tokens (before start) stay: they are in the LM's cache
+    assert open_tail_end([5, 6, 13], 2, ends) == 2
+    assert open_tail_end([5, 6, 7], 0, ends) == 3
+
+
+def test_an_open_segment_hides_the_sentence_end_and_its_final_hearing_keeps_it():
+    ear = ScriptedEar([[10, 11, 13], [10, 11, 13]])
+    audio = TokenAudio(FakeModel(ear))
+    audio.append(np.zeros(1, np.float32))
+    assert audio.unstable(open_end=True)[:, 0].tolist() == [10, 11]
+    assert audio.unstable(open_end=False)[:, 0].tolist() == [10, 11, 13]  # the same hearing, not heard again
+    assert audio.all_embeddings(open_end=True)[:, 0].tolist() == [10, 11]
+    audio.append(np.zeros(1, np.float32))
+    assert audio.take_new_stable()[:, 0].tolist() == [10, 11, 13]  # two hearings agree on the full stop: frozen
+    assert audio.unstable(open_end=True).shape == (0, 2)

@@ -96,6 +96,25 @@ def test_segments_at_pauses_and_resampled_int16_input(tiny_bundles):
     assert abs(events[-1].t_audio_ms - 1000 * audio.size / 16000) < 50
 
 
+def test_a_pause_inside_a_chunk_ends_the_segment_where_it_is(tiny_bundles):
+    from simulsa.runtime.toy import toy_utterance
+
+    rng = np.random.default_rng(4)
+    first, second = toy_utterance(["one", "two"], rng), toy_utterance(["red", "dog"], rng)
+    pause = np.zeros(12000, dtype=np.float32)  # 0.75 s: longer than min_silence_ms, shorter than a chunk
+    audio = np.concatenate([first, pause, second])
+    chunk_ms = 1000 * (first.size + pause.size + 4800) / 16000  # one chunk: speech, the pause, 0.3 s of speech
+    translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
+    session = translator.session(StreamOptions(chunk_ms=chunk_ms, stop_at_line_break=False))
+    session.accept_audio(audio)
+    stepped = session.step()
+    assert [e.final for e in stepped] == [True, False]  # fed whole, the speech after the pause reset the silence
+    assert all(e.t_audio_ms == pytest.approx(chunk_ms) for e in stepped)  # emitted when the chunk was heard, not before
+    finals = [e for e in stepped + session.finish() if e.final]
+    assert [e.segment for e in finals] == [0, 1]
+    assert 1000 * first.size / 16000 < finals[1].segment_start_ms < 1000 * (first.size + pause.size) / 16000
+
+
 def test_bad_input(tiny_bundles):
     translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
     session = translator.session()
