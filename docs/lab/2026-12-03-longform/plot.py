@@ -1,8 +1,8 @@
-"""The long-form curve of docs/results.md from sweep.sh's reports (scratch, 2026-12-04).
+"""The long-form curve of docs/results.md from sweep.sh's reports (scratch, 2026-12-03).
 
 One panel per stream (everyday 949 s, real 83 s): BLEU (solid) and chrF (dashed) against StreamLAAL, one colour per
 hold, IWSLT's 0-2 s and 2-4 s regimes shaded; also prints the markdown rows.
-usage: plot.py [OUT=/tmp/ev_long] [PNG=docs/results_longform_2026-12-04.png]
+usage: plot.py [OUT=/tmp/ev_long] [PNG=docs/results_longform_2026-12-03b.png]
 """
 import json
 import sys
@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/ev_long")
-png = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results_longform_2026-12-04.png")
+png = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/results_longform_2026-12-03b.png")
 STREAMS = (("everyday_long", "everyday, 949 s (TTS voices)"), ("real", "7 real recordings joined, 83 s"))
 COLOURS = {3: "tab:blue", 5: "tab:orange"}
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 20's long-form sweep of the default (scratch, 2026-12-03/04): both streams at 500/1000/2000 ms, hold 3 and 5,
+# Issue 20's long-form sweep of the default (scratch, 2026-12-03): both streams at 500/1000/2000 ms, hold 3 and 5,
 # one eval at a time (a 2-core machine: side-by-side runs make the computation-aware numbers pessimistic).
 # Needs: SIMULSA_CACHE with the default built, /tmp/evalsets from `simulsa corpus-eval`, make_streams.py run.
 # usage: sweep.sh [OUT=/tmp/ev_long]   then: python docs/lab/2026-12-03-longform/plot.py OUT
