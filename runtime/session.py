@@ -37,14 +37,11 @@ from simulsa.runtime.vad import VADS
 LEADING_SILENCE_KEPT_S = 0.3  # audio kept before the first speech of a segment (soft onsets)
 LOOP_MAX_PERIOD = 8  # longest short phrase, in tokens, the loop guard looks for (said `loop_repeats` times)
 LONG_LOOP_MAX_PERIOD = 64  # longest clause the loop guard looks for said twice in a row
-# finish() reads what is left in pieces this long so that the VAD can end segments at pauses: offline translation
-# of a long recording is then cut where the speaker pauses, not every max_segment_s (the 44 s two_cities reading
-# came out as three short sentences for twelve when cut at 20 s)
-FINISH_PIECE = SAMPLE_RATE // 10
-# a chunk reaches the VAD in pieces this long, so that a pause inside a chunk ends the segment where it is: fed
-# whole, a 2000 ms chunk holding "...day. [0.7 s pause] The next..." reset the silence count before it ended the
-# segment, sentences ran together to max_segment_s and the LM said only part of them (long-form, 2000 ms: length
-# ratio 0.50, 96 of 320 sentences empty)
+# audio reaches the VAD in pieces this long, so that a pause ends the segment where it is, both in a chunk and in
+# what finish() reads at the end. Fed whole, a 2000 ms chunk holding "...day. [0.7 s pause] The next..." reset the
+# silence count before it ended the segment, sentences ran together to max_segment_s and the LM said only part of
+# them (long-form, 2000 ms: length ratio 0.50, 96 of 320 sentences empty); offline, the 44 s two_cities reading came
+# out as three short sentences for twelve when cut at 20 s
 VAD_PIECE = SAMPLE_RATE // 10
 
 
@@ -245,10 +242,10 @@ class StreamSession:
         self.received = self.consumed + self.pending.size
         while self.pending.size:  # what is left is cut at pauses, as a stream is, and decoded once per segment
             room = int(self.options.max_segment_s * SAMPLE_RATE) - self.audio.samples.size
-            take = max(1, min(room, FINISH_PIECE))
+            take = max(1, min(room, VAD_PIECE))
             piece, self.pending = self.pending[:take], self.pending[take:]
             self._append(piece)
-            if self.pending.size and (self.vad.endpoint or self.audio.samples.size >= self.options.max_segment_s * SAMPLE_RATE):
+            if self.pending.size and self._segment_over():
                 events.append(self._finalize())
         events.append(self._finalize())
         return events

@@ -115,6 +115,25 @@ def test_a_pause_inside_a_chunk_ends_the_segment_where_it_is(tiny_bundles):
     assert 1000 * first.size / 16000 < finals[1].segment_start_ms < 1000 * (first.size + pause.size) / 16000
 
 
+@pytest.mark.parametrize("open_tail", [True, False])
+def test_the_lm_reads_an_open_tail_until_the_segment_ends(tiny_bundles, speech_like, open_tail):
+    translator = Translator.from_bundle(tiny_bundles["whisper-tokens", "none"])
+    session = translator.session(StreamOptions(chunk_ms=1000, open_tail=open_tail, max_segment_s=30))
+    asked = []
+    real_unstable = session.audio.unstable
+
+    def unstable(open_end=False):
+        asked.append(open_end)
+        return real_unstable(open_end)
+
+    session.audio.unstable = unstable
+    session.accept_audio(speech_like[:48000])  # 3 s: one segment, three steps, then the end
+    session.step()
+    session.finish()
+    assert asked[-1] is False  # the final hearing keeps the sentence end
+    assert asked[:-1] == [open_tail] * (len(asked) - 1) and len(asked) >= 3
+
+
 def test_bad_input(tiny_bundles):
     translator = Translator.from_bundle(tiny_bundles["composite", "int8"])
     session = translator.session()
