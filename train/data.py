@@ -89,6 +89,8 @@ class SpeechDataset(torch.utils.data.Dataset):
             features = self.model.audio_features(samples)
         except AudioError as err:
             raise AudioError(f"{row_context(self.manifest, row)}: {err}") from None
+        if row.simulsa is not None:  # truncated by `simulsa augment`: heard as the runtime hears a segment still open
+            features = self.model.open_tail_features(features)
         return {"features": features, "tokens": self.model.tokenize_row(row.target, row.src_lang, row.tgt_lang)}
 
 

@@ -27,7 +27,8 @@ class ModelScorer:
     def token_probabilities(self, audio: list[np.ndarray], rows: list[ManifestRow]) -> list[np.ndarray]:
         model = self.model
         tokens = [model.tokenize_row(r.target, r.src_lang, r.tgt_lang, with_end=False) for r in rows]
-        items = [{"features": model.audio_features(a), "tokens": t} for a, t in zip(audio, tokens)]
+        # every clip here is cut mid-speech: the judge hears it as the runtime hears a segment still open
+        items = [{"features": model.open_tail_features(model.audio_features(a)), "tokens": t} for a, t in zip(audio, tokens)]
         batch = SpeechCollator(model)(items)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         assembled = model.assemble(batch)

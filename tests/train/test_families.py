@@ -137,3 +137,30 @@ def test_licence_files_of_a_single_folder_model_travel_with_it(tiny_model_dirs, 
     (folder / "LICENSE").write_text("Apache-2.0\n")
     (folder / "README.md").write_text("not a notice\n")
     assert load_speech_lm(folder).notices == {"": [folder / "LICENSE"]}
+
+
+def test_whisper_tokens_hears_truncated_rows_with_an_open_tail(monkeypatch):
+    """A SimulSA row's audio stops mid-sentence: its transcript's closing tokens are dropped, as the runtime does."""
+    model = build_tiny("whisper-tokens").eval()
+    stop = sorted(model.sentence_ends)[0]
+    monkeypatch.setattr(model, "transcribe", lambda enc, max_tokens: [[40, 41, stop, stop]] * enc.shape[0])
+    closed, opened = model.audio_features(noise(1.0)), model.open_tail_features(model.audio_features(noise(1.0)))
+    batch = model.collate_audio([closed, opened])
+    heard = model.hear(batch["mel"], batch["frames"], batch["open_tail"])
+    assert [tokens for tokens, _, _ in heard] == [[40, 41, stop, stop], [40, 41]]
+    assert [e.shape[0] for e in model.embed_audio(**batch)] == [4, 2]
+    assert model.collate_audio([closed])["open_tail"].tolist() == [False]  # only marked rows are opened
+
+
+def test_augmented_rows_reach_the_model_marked_open(tmp_path):
+    import soundfile as sf
+
+    from simulsa.runtime.manifest import ManifestRow
+    from simulsa.train.data import SpeechDataset
+
+    sf.write(tmp_path / "a.wav", noise(1.0), 16000)
+    wav = tmp_path / "a.wav"
+    rows = [ManifestRow(id="full", audio=wav, target="hola"),
+            ManifestRow(id="cut", audio=wav, target="ho", simulsa={"orig_id": "full", "truncate_s": 0.5})]
+    dataset = SpeechDataset(tmp_path / "m.jsonl", rows, build_tiny("whisper-tokens"))
+    assert ["open_tail" in dataset[i]["features"] for i in range(2)] == [False, True]

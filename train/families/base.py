@@ -85,6 +85,11 @@ class SpeechLM(nn.Module, abc.ABC):
     def audio_features(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         """(T,) float32 16 kHz -> the numpy features of one utterance (torch-free work, run in data loading)."""
 
+    def open_tail_features(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The features of audio that stops mid-speech (a SimulSA truncation), as the runtime hears an open segment.
+        Most ears need nothing; one that closes what it hears as a finished sentence (whisper-tokens) marks them."""
+        return features
+
     @abc.abstractmethod
     def collate_audio(self, features: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         """Per-utterance features -> batched tensors, the keyword arguments of `embed_audio`."""

@@ -16,6 +16,7 @@ never change and KV reuse stays exact (runtime/segment_audio.py). Windows: 5 s o
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from simulsa.runtime.audio import HOP_LENGTH, SAMPLE_RATE, log_mel
-from simulsa.runtime.ear import padded_length, start_over, token_cap
+from simulsa.runtime.ear import open_tail_end, padded_length, sentence_end_ids, start_over, token_cap
 from simulsa.runtime.errors import ModelError
 from simulsa.runtime.prompt import PromptTemplate
 from simulsa.train.families.base import LoadOptions, SpeechLM, scaled_embedding_table
@@ -99,12 +100,19 @@ class WhisperTokensSpeechLM(SpeechLM):
         padded = np.pad(samples.astype(np.float32), (0, padded_length(samples.size, self.window_samples) - samples.size))
         return {"mel": log_mel(padded, self.simulsa_config.audio.n_mels)}
 
+    def open_tail_features(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Whisper writes a full stop after audio cut mid-sentence; the runtime hides it from the LM while the segment
+        is open (`StreamOptions.open_tail`), so truncated training audio is heard the same way."""
+        return {**features, "open_tail": np.ones((), dtype=bool)}
+
     def collate_audio(self, features: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         frames = max(f["mel"].shape[1] for f in features)
         mel = np.zeros((len(features), self.simulsa_config.audio.n_mels, frames), dtype=np.float32)
         for b, f in enumerate(features):
             mel[b, :, : f["mel"].shape[1]] = f["mel"]
-        return {"mel": torch.from_numpy(mel), "frames": torch.tensor([f["mel"].shape[1] for f in features])}
+        open_tail = torch.tensor([bool(f.get("open_tail", False)) for f in features])  # (B,)
+        return {"mel": torch.from_numpy(mel), "frames": torch.tensor([f["mel"].shape[1] for f in features]),
+                "open_tail": open_tail}
 
     # ---- hearing ----------------------------------------------------------------------------
 
@@ -141,15 +149,19 @@ class WhisperTokensSpeechLM(SpeechLM):
             cache = getattr(out, "cache", None) or out.past_key_values
         return [t[: start_over(t)] for t in tokens]
 
-    def hear(self, mel: torch.Tensor, frames: torch.Tensor) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """Per utterance: (tokens, h_pred (n, D), h_read (n, D)); utterances grouped by window count."""
+    def hear(self, mel: torch.Tensor, frames: torch.Tensor,
+             open_tail: torch.Tensor | None = None) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """Per utterance: (tokens, h_pred (n, D), h_read (n, D)); utterances grouped by window count.
+        open_tail (B,) bool: that utterance was cut mid-speech, so its trailing sentence-end tokens are dropped."""
         result: list = [None] * mel.shape[0]
         prompt = len(self.simulsa_config.audio.decoder_prompt)
+        open_tail = torch.zeros(mel.shape[0], dtype=torch.bool) if open_tail is None else open_tail
         with torch.no_grad():
             for count in frames.unique().tolist():
                 index = (frames == count).nonzero().flatten().tolist()
                 enc = self.encode(mel[index, :, :count])
                 tokens = self.transcribe(enc, max_tokens=token_cap(count * HOP_LENGTH))
+                tokens = [t[: open_tail_end(t, 0, self.sentence_ends)] if open_tail[b] else t for t, b in zip(tokens, index)]
                 states = self.decoder_states(enc, tokens)  # (b, S, D)
                 for j, b in enumerate(index):
                     pos = torch.arange(prompt, prompt + len(tokens[j]))
@@ -162,8 +174,13 @@ class WhisperTokensSpeechLM(SpeechLM):
         top_logits, top_ids = logits.topk(TOP_K, dim=-1)
         return self.projector(h_pred, h_read, top_logits, top_ids)
 
-    def embed_audio(self, mel: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
-        return [self.project(h_pred, h_read) for _, h_pred, h_read in self.hear(mel, frames)]
+    def embed_audio(self, mel: torch.Tensor, frames: torch.Tensor, open_tail: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return [self.project(h_pred, h_read) for _, h_pred, h_read in self.hear(mel, frames, open_tail)]
+
+    @functools.cached_property
+    def sentence_ends(self) -> frozenset[int]:
+        """Whisper ids that close a sentence, the same set the exporter writes as `audio.ear.sentence_end_ids`."""
+        return frozenset(sentence_end_ids(self.whisper_texts()))
 
     # ---- the rest of the interface ----------------------------------------------------------
 

@@ -1,20 +1,24 @@
 """Whisper-base decoder states per transcript token, batched, for a manifest (scratch, 2026-12-02).
 mode tf: teacher-forced on the manifest's English `source` (training: one decoder pass, no search);
 mode greedy: Whisper's own greedy transcript (evaluation: what the runtime will see), start-over cut.
+mode greedy-open: the same, with the transcript's trailing sentence-end tokens dropped (SimulSA's truncated rows:
+the runtime's open tail hides them from the LM while a segment goes on; added 2026-12-03).
 Per token t at input position p: h_pred = state at p-1 (the one that chose t), h_read = state at p.
-usage: states.py MANIFEST OUT.npz tf|greedy [LIMIT]"""
+usage: states.py MANIFEST OUT.npz tf|greedy|greedy-open [LIMIT]"""
 import json, sys, time
 from pathlib import Path
 import numpy as np, torch
 from transformers import WhisperForConditionalGeneration
 from tokenizers import Tokenizer
 from simulsa.runtime.audio import load_audio, log_mel
+from simulsa.runtime.ear import open_tail_end, sentence_end_ids
 torch.set_num_threads(2)
 WHISPER = "/tmp/simcache/models/whisper-base"
 model = WhisperForConditionalGeneration.from_pretrained(WHISPER).eval()
 tk = Tokenizer.from_file(WHISPER + "/tokenizer.json")
 PROMPT = [50258, 50259, 50359, 50363]  # <|startoftranscript|><|en|><|transcribe|><|notimestamps|>
 EOT = 50257
+SENTENCE_ENDS = frozenset(sentence_end_ids(tk.decode_batch([[i] for i in range(EOT)])))
 WINDOW = 80000  # 5 s: audio padded with silence to a whole number of windows
 BATCH = 16
 
@@ -52,7 +56,7 @@ def teacher_forced(enc, token_lists):
     return out
 
 @torch.no_grad()
-def greedy(enc, max_new=120):
+def greedy(enc, max_new=120, open_tail=False):
     B = enc.shape[0]
     ids = [[] for _ in range(B)]; done = [False] * B
     o = model.model.decoder(input_ids=torch.tensor([PROMPT] * B), encoder_hidden_states=enc, use_cache=True)
@@ -68,6 +72,8 @@ def greedy(enc, max_new=120):
                                 past_key_values=past, use_cache=True)
         past = o.past_key_values
     cut = [t[: unloop(t)] for t in ids]
+    if open_tail:
+        cut = [t[: open_tail_end(t, 0, SENTENCE_ENDS)] for t in cut]
     return teacher_forced(enc, cut)  # the same states the greedy pass computed, in one batched pass
 
 if __name__ == "__main__":
@@ -87,7 +93,7 @@ if __name__ == "__main__":
             if mode == "tf":
                 got = teacher_forced(enc, [tk.encode(" " + r["source"].strip()).ids for r in part])
             else:
-                got = greedy(enc)
+                got = greedy(enc, open_tail=mode == "greedy-open")
             for r, g in zip(part, got):
                 result[r["id"]] = g
             done += len(part)
