@@ -5,24 +5,7 @@
 # 10 % arm. Same stage 1 (the shipped ear1 projector), same 200 steps, batch, lr and seed for both arms.
 # Needs: SIMULSA_CACHE=/tmp/simcache with models pulled, /tmp/corpus, /tmp/evalsets (+ test80.jsonl). Dev venv, repo root.
 set -euo pipefail
-LAB=docs/lab/2026-12-02-tokens
-OLD=docs/lab/2026-12-03-simulsa
-P=/tmp/proto
-mkdir -p $P
-stamp() { echo "== $(date +%H:%M:%S) $*"; }
-
-stamp stage-1 inputs
-[ -f $P/ear1/projector.pt ] || python $OLD/make_ear1.py
-cp $OLD/distill_train.jsonl $P/distill.jsonl
-python - <<'PY'
-import json
-d = {json.loads(l)["id"]: json.loads(l)["distilled"] for l in open("/tmp/proto/distill.jsonl")}
-with open("/tmp/corpus/train_distilled.jsonl", "w") as out:
-    for line in open("/tmp/corpus/train.jsonl"):
-        row = json.loads(line)
-        if d.get(row["id"]):
-            out.write(json.dumps({**row, "target": d[row["id"]]}, ensure_ascii=False) + "\n")
-PY
+source docs/lab/2026-12-03-simulsa/inputs.sh   # LAB, HERE, P, stamp; ear1, distill.jsonl, train_distilled.jsonl
 
 stamp "augment: 10 % of rows truncated, judged with the open tail, tau 1000/V"
 [ -f $P/aug_open/augmented.jsonl ] || simulsa augment --model $P/out_ear1 --manifest /tmp/corpus/train_distilled.jsonl \
