@@ -128,8 +128,12 @@ def augment(
     speech_lm = load_speech_lm(model)
     summary = run_augment(manifest, out, ModelScorer(speech_lm), options, speech_lm.max_audio_s, force)
     typer.echo(f"augmented {summary.augmented} of {summary.rows_in} rows ({summary.too_short} too short to truncate); "
-               f"mean kept fraction {summary.mean_kept_fraction:.3f}; {summary.empty_targets} empty targets; "
+               f"mean kept fraction {summary.mean_kept_fraction:.3f} of the targets for {summary.mean_heard_fraction:.3f} "
+               f"of the audio; {summary.whole_targets} whole and {summary.empty_targets} empty targets; "
                f"tau {summary.tau:.3g}; wrote {out / 'manifest.jsonl'}")  # fmt: skip
+    if summary.tau_too_permissive:
+        typer.echo(f"warning: the targets kept ({summary.mean_kept_fraction:.2f}) run well ahead of the audio heard "
+                   f"({summary.mean_heard_fraction:.2f}); raise --tau-scale (e.g. {10 * options.tau_scale:g})", err=True)
 
 
 @command(epilog="Examples:\n\n  simulsa train --model m --train aug/manifest.jsonl --out ckpt --max-steps 5\n\n"

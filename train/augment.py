@@ -26,6 +26,7 @@ from simulsa.train.data import check_rows, load_row_audio
 AUGMENTED_NAME = "augmented.jsonl"  # the new rows only
 MIXED_NAME = "manifest.jsonl"  # input rows + new rows, shuffled
 SUMMARY_NAME = "augment.json"
+PERMISSIVE_MARGIN = 0.1  # kept share of the targets above the heard share of the audio by more than this: raise τ
 AUDIO_DIR = "audio"
 
 
@@ -80,6 +81,14 @@ class AugmentSummary:
     mean_kept_fraction: float
     empty_targets: int  # partial targets with no token kept ("wait")
     tau: float
+    mean_heard_fraction: float = 0.0  # share of each chosen utterance's audio that was kept
+    whole_targets: int = 0  # truncated rows whose whole reference was kept
+
+    @property
+    def tau_too_permissive(self) -> bool:
+        """Targets kept far beyond the audio heard: measured on Gemma 3 (262k tokens), 100/V kept 0.58 of the targets
+        for 0.42 of the audio and 30 % whole; 1000/V kept 0.42 and 12 % whole (docs/training.md, "Choosing τ")."""
+        return self.augmented > 0 and self.mean_kept_fraction > self.mean_heard_fraction + PERMISSIVE_MARGIN
 
 
 def sample_truncation_times(durations: np.ndarray, options: AugmentOptions, rng: np.random.Generator) -> np.ndarray:
@@ -127,7 +136,8 @@ def augment_rows(manifest: Path, rows: list[ManifestRow], durations: np.ndarray,
             batch = [(rows[i], float(t)) for i, t in zip(chosen[start : start + options.batch_size], cut_s[start:])]
             new_rows += _augment_batch(manifest, batch, scorer, tau, audio_dir, len(new_rows))
             bar.update(len(batch))
-    return new_rows, _summarize(len(rows), new_rows, too_short, tau)
+    heard = cut_s / durations[chosen] if chosen.size else cut_s  # (n_chosen,)
+    return new_rows, _summarize(len(rows), new_rows, too_short, tau, heard)
 
 
 def _augment_batch(manifest: Path, batch: list[tuple[ManifestRow, float]], scorer: ReferenceScorer, tau: float,
@@ -145,11 +155,13 @@ def _augment_batch(manifest: Path, batch: list[tuple[ManifestRow, float]], score
     return out
 
 
-def _summarize(rows_in: int, new_rows: list[ManifestRow], too_short: int, tau: float) -> AugmentSummary:
+def _summarize(rows_in: int, new_rows: list[ManifestRow], too_short: int, tau: float, heard: np.ndarray) -> AugmentSummary:
     fractions = [r.simulsa["kept_tokens"] / max(1, r.simulsa["full_tokens"]) for r in new_rows]
     return AugmentSummary(rows_in=rows_in, augmented=len(new_rows), too_short=too_short,
                           mean_kept_fraction=float(np.mean(fractions)) if fractions else 0.0,
-                          empty_targets=sum(r.simulsa["kept_tokens"] == 0 for r in new_rows), tau=tau)  # fmt: skip
+                          empty_targets=sum(r.simulsa["kept_tokens"] == 0 for r in new_rows), tau=tau,
+                          mean_heard_fraction=float(np.mean(heard)) if heard.size else 0.0,
+                          whole_targets=sum(r.simulsa["kept_tokens"] == r.simulsa["full_tokens"] for r in new_rows))  # fmt: skip
 
 
 def run_augment(manifest: Path, out: Path, scorer: ReferenceScorer, options: AugmentOptions,

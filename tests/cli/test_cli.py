@@ -26,7 +26,7 @@ def test_compose_augment_train(name, toy_manifest, tmp_path):
     assert json.loads((model / "simulsa.json").read_text())["family"] == name
     result = invoke("augment", "--model", model, "--manifest", toy_manifest, "--out", aug, "--ratio", "0.5")
     assert result.exit_code == 0, result.output
-    assert "augmented 6 of 12 rows" in result.output
+    assert "augmented 6 of 12 rows" in result.output and "of the audio" in result.output and "whole and" in result.output
     assert len((aug / "augmented.jsonl").read_text().splitlines()) == 6
     result = invoke("train", "--model", model, "--train", aug / "manifest.jsonl", "--out", ckpt, "--max-steps", "2",
                     "--batch-size", "4")  # fmt: skip

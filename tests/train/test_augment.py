@@ -104,6 +104,9 @@ def test_augment_writes_partial_rows_with_the_fake_model(toy_manifest, tmp_path)
         expected = min(len(original.target), int(np.ceil(4 * heard)))
         assert record["kept_tokens"] == expected and row.target == original.target[:expected]
         assert record["full_tokens"] == len(original.target)
+    heard_share = [r.simulsa["truncate_s"] / sf.info(str(originals[r.simulsa["orig_id"]].audio)).duration for r in new_rows]
+    assert summary.mean_heard_fraction == pytest.approx(np.mean(heard_share), abs=1e-3)
+    assert summary.whole_targets == sum(r.simulsa["kept_tokens"] == r.simulsa["full_tokens"] for r in new_rows)
     mixed = read_manifest(out / "manifest.jsonl")
     assert len(mixed) == len(originals) + 5
     assert {r.id for r in mixed} == set(originals) | {r.id for r in new_rows}
@@ -116,6 +119,9 @@ def test_keep_nothing_and_keep_everything(toy_manifest, tmp_path):
     assert all(r.target == "" for r in read_manifest(out / "augmented.jsonl"))
     everything, out = _run(toy_manifest, tmp_path / "all", FakeScorer(lambda a, i: 1.0))
     assert everything.empty_targets == 0 and everything.mean_kept_fraction == 1.0
+    # whole targets for cut audio: the summary says tau lets the targets run ahead of the audio
+    assert everything.whole_targets == 5 and everything.mean_heard_fraction < 0.9 and everything.tau_too_permissive
+    assert nothing.whole_targets == 0 and not nothing.tau_too_permissive
 
 
 def test_same_seed_same_output_other_seed_other_output(toy_manifest, tmp_path):
