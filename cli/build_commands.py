@@ -192,7 +192,8 @@ def train(
 
 @command("export", epilog="Examples:\n\n  simulsa export ckpt --out bundle --quantize int8\n\n"
              "  simulsa export ckpt --out bundle --quantize int4 --block-size 32\n\n"
-             "  simulsa export ckpt --out old --decoder torchscript   (the previous graph, to compare)")  # fmt: skip
+             "  simulsa export ckpt --out old --decoder torchscript   (the previous graph, to compare)\n\n"
+             "  simulsa export ckpt --out small --prune-vocab spanish_words.txt --prune-vocab corpus.txt")  # fmt: skip
 @reports_errors
 def export_bundle(
     checkpoint: Annotated[str, typer.Argument(help="A simulsa train output or a model folder.")],
@@ -209,6 +210,9 @@ def export_bundle(
     verify: Annotated[bool, typer.Option(help="Check the bundle against torch (fp32 parity is required).")] = True,
     full_tokenizer: Annotated[bool, typer.Option(help="Keep the BPE merges in tokenizer.json (the runtime only decodes: "
                                                       "without them it loads in a fifth of the memory).")] = False,
+    prune_vocab: Annotated[list[Path] | None, typer.Option(
+        help="Keep only the tokens this file gives (repeatable): a .npy of token ids, or UTF-8 text whose lines and "
+             "words are tokenized. Byte, short Latin and prompt tokens are always kept. Fused decoders only.")] = None,
     force: Force = False,
 ) -> None:
     """Merge the adapter, export ONNX graphs with a KV cache, quantize, verify, and write a bundle."""
@@ -219,7 +223,8 @@ def export_bundle(
     options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size,
                                        head=head_quantize)  # fmt: skip
     result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force,
-                                      full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length)))  # fmt: skip
+                                      full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length),
+                                      prune_vocab=tuple(prune_vocab or ())))  # fmt: skip
     for report in result.reports:
         typer.echo(report.table())
     typer.echo(f"wrote {out}: weights {result.bundle_bytes / 1e6:.2f} MB ({quantize}); fp32 {result.fp32_bytes / 1e6:.2f} MB, "

@@ -220,6 +220,7 @@ def build_default_bundle(force: bool = False, progress: BuildProgress | None = N
         return target
     from simulsa.export.pipeline import ExportOptions, run_export
     from simulsa.export.quantize import QuantizeOptions
+    from simulsa.export.vocabulary import KEPT_FILE
 
     encoder, lm = _pull_bases(recipe, progress)
     with tempfile.TemporaryDirectory() as scratch:
@@ -229,7 +230,9 @@ def build_default_bundle(force: bool = False, progress: BuildProgress | None = N
             checkpoint.mkdir()
             _attach_shipped(base, checkpoint)
         with contextlib.ExitStack() as stage:
-            options = ExportOptions(checkpoint=str(checkpoint), out=target, quantize=QuantizeOptions("int8"), force=True)
+            kept = shipped.DEFAULT_DIR / KEPT_FILE  # a pruned default keeps the tokens recorded at packaging
+            options = ExportOptions(checkpoint=str(checkpoint), out=target, quantize=QuantizeOptions("int8"), force=True,
+                                    prune_vocab=(kept,) if kept.is_file() else ())  # fmt: skip
             run_export(options, on_step=_ExportSteps(progress, stage))
     return target
 

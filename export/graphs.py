@@ -13,6 +13,7 @@ import torch
 
 from simulsa.export.fused_decoder import FusedDecoderOptions, StateDictSource, build_fused_decoder
 from simulsa.export.lm_architecture import LmArchitecture, UnsupportedArchitecture
+from simulsa.export.vocabulary import KeptRows
 from simulsa.export.wrappers import DecoderWrapper
 from simulsa.runtime.bundle import DECODER_KINDS, FUSED_INPUTS, DecoderRecord
 from simulsa.runtime.bundle_records import GraphIO
@@ -123,10 +124,13 @@ def _deduped(io: GraphIO, path: Path) -> GraphIO:
 class DecoderGraphOptions:
     kind: str = "auto"  # auto (fused where the builder knows the LM, else torchscript) | fused | torchscript
     max_length: int = 4096  # fused: the longest sequence the graph decodes (its rotary tables)
+    kept_tokens: tuple[int, ...] | None = None  # a pruned vocabulary's original ids (export/vocabulary.py); fused only
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", *DECODER_KINDS):
             raise SimulsaError(f"--decoder must be auto, {' or '.join(DECODER_KINDS)}, got {self.kind!r}")
+        if self.kept_tokens is not None and self.kind == "torchscript":
+            raise SimulsaError("--prune-vocab needs the fused decoder graph; leave out --decoder torchscript")
         if self.max_length < 16:
             raise SimulsaError(f"--max-length must be at least 16, got {self.max_length}")
 
@@ -142,7 +146,7 @@ def resolve_decoder_kind(model: SpeechLM, options: DecoderGraphOptions) -> str:
     try:
         lm_architecture(model)
     except UnsupportedArchitecture:
-        if options.kind == "fused":
+        if options.kind == "fused" or options.kept_tokens is not None:  # pruning rewrites the head: the builder's job
             raise
         return "torchscript"
     return "fused"
@@ -153,9 +157,13 @@ def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: Dec
                         ) -> tuple[list[str], list[str]]:  # fmt: skip
     """The fused graph from the model's (merged) weights, quantized as it is written; returns the files and fp32 nodes."""
     weights = StateDictSource(model.lm_state_dict(), lambda t: t.detach().float().cpu().numpy())
+    arch = lm_architecture(model)
+    if options.kept_tokens is not None:  # the head's rows of the kept tokens only, in their new numbering
+        kept = np.asarray(options.kept_tokens, dtype=np.int64)
+        weights, arch = KeptRows(weights, kept), dataclasses.replace(arch, vocab_size=int(kept.size))
     graph_options = FusedDecoderOptions(quantize=quantize, block_size=block_size, max_length=options.max_length,
                                         keep_fp32=keep_fp32, head_quantize=head_quantize)  # fmt: skip
-    return build_fused_decoder(lm_architecture(model), weights, graph_options, path)
+    return build_fused_decoder(arch, weights, graph_options, path)
 
 
 def _fused_decoder(model: SpeechLM, folder: Path, options: DecoderGraphOptions) -> tuple[DecoderRecord, GraphIO]:
@@ -187,9 +195,9 @@ def export_graphs(model: SpeechLM, folder: Path, audio_graphs, decoder: DecoderG
     return io, {**files, "decoder": DECODER_FILE}, record
 
 
-def write_embeddings(model: SpeechLM, folder: Path) -> None:
+def write_embeddings(model: SpeechLM, folder: Path, kept_tokens: tuple[int, ...] | None = None) -> None:
     table = model.embedding_table().detach().float().cpu().numpy()  # (V, H), scaled as the LM reads it
-    np.save(folder / EMBED_FILE, table)
+    np.save(folder / EMBED_FILE, table if kept_tokens is None else table[np.asarray(kept_tokens)])  # (K, H) when pruned
 
 
 def write_tokenizer(model: SpeechLM, folder: Path, decode_only: bool = True) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulsa.export.bundle_writer import bundle_record, write_notices
+from simulsa.export.bundle_writer import bundle_record, prompt_record, write_notices
 from simulsa.export.families import export_family
 from simulsa.export.graphs import (
     DECODER_FILE,
@@ -26,6 +26,7 @@ from simulsa.export.graphs import (
     TOKENIZER_FILE,
     DecoderGraphOptions,
     export_graphs,
+    resolve_decoder_kind,
     write_embeddings,
     write_fused_decoder,
     write_tokenizer,
@@ -40,6 +41,7 @@ from simulsa.export.quantize import (
     weights_bytes,
 )
 from simulsa.export.verify import VerificationReport, verify_bundle
+from simulsa.export.vocabulary import VocabMap, prune_record, vocabulary_for
 from simulsa.runtime.bundle import BUNDLE_JSON, load_bundle, write_bundle_json
 from simulsa.runtime.bundle_records import BundleRecord, FilesRecord, QuantizationRecord, SourceRecord, TokenizerRecord
 from simulsa.runtime.errors import SimulsaError
@@ -65,6 +67,12 @@ class ExportOptions:
     force: bool = False
     full_tokenizer: bool = False  # keep the BPE merges (the runtime never encodes; others may want to)
     decoder: DecoderGraphOptions = DecoderGraphOptions()  # which decoder graph (fused or TorchScript) and its length
+    prune_vocab: tuple[Path, ...] = ()  # keep only the tokens these files give (export/vocabulary.py); () keeps all
+
+    def __post_init__(self) -> None:
+        for path in self.prune_vocab:
+            if not Path(path).is_file():
+                raise ExportError(f"--prune-vocab {str(path)!r} is not a file; give a text file or a .npy of token ids")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,40 +96,59 @@ def load_merged(checkpoint: str) -> tuple[SpeechLM, SourceRecord]:
     return model, SourceRecord(model=where, base_model=config.base_model, adapter=config.adapter)
 
 
-def _write_fp32(model: SpeechLM, folder: Path, source: SourceRecord, options: ExportOptions) -> BundleRecord:
+def _write_fp32(model: SpeechLM, folder: Path, source: SourceRecord, options: ExportOptions,
+                vocab_map: VocabMap | None) -> BundleRecord:  # fmt: skip
     folder.mkdir(exist_ok=True)
     family = export_family(model)
     io, graph_files, decoder = export_graphs(model, folder, family.audio_graphs, options.decoder)
-    write_embeddings(model, folder)
+    write_embeddings(model, folder, options.decoder.kept_tokens)
     merges_dropped = write_tokenizer(model, folder, decode_only=not options.full_tokenizer)
     source = dataclasses.replace(source, notices=tuple(write_notices(model, folder)))  # terms that travel with the weights
     files = FilesRecord(**graph_files, embed_tokens=EMBED_FILE, tokenizer=TOKENIZER_FILE)
     record = bundle_record(model, family.audio_record(model), io, files, decoder,
                            TokenizerRecord(decode_only=merges_dropped), source)  # fmt: skip
+    if vocab_map is not None:
+        chosen_by = "the tokens of " + ", ".join(p.name for p in options.prune_vocab) + ", the prompt, bytes, short Latin pieces"
+        record = prune_record(record, vocab_map, folder, chosen_by)
     return write_bundle_json(folder, record)
 
 
+def _with_vocabulary(model: SpeechLM, options: ExportOptions) -> tuple[ExportOptions, VocabMap | None]:
+    """The options with the kept tokens in the decoder's options (--prune-vocab), and their map; as given without it."""
+    if not options.prune_vocab:
+        return options, None
+    if resolve_decoder_kind(model, options.decoder) != "fused":
+        raise ExportError("--prune-vocab needs the fused decoder graph, which does not know this LM; export without it")
+    vocab_map = vocabulary_for(model.tokenizer.backend_tokenizer, options.prune_vocab, prompt_record(model),
+                               model.input_embeddings().weight.shape[0])  # fmt: skip
+    decoder = dataclasses.replace(options.decoder, kept_tokens=tuple(int(i) for i in vocab_map.kept))
+    return dataclasses.replace(options, decoder=decoder), vocab_map
+
+
 def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, record: BundleRecord,
-                    options: QuantizeOptions) -> list[str]:  # fmt: skip
+                    options: QuantizeOptions, kept_tokens: tuple[int, ...] | None) -> list[str]:  # fmt: skip
     """One graph at the mode's bits (audio graphs at ENCODER_BITS); a fused decoder is rewritten from the weights."""
     decoder = record.decoder
     if name == DECODER_FILE and decoder.kind == "fused":
-        _, kept = write_fused_decoder(model, folder / name, options.mode, DecoderGraphOptions("fused", decoder.max_length),
-                                      options.block_size, options.keep_fp32, options.head)  # fmt: skip
+        graph = DecoderGraphOptions("fused", decoder.max_length, kept_tokens)
+        _, kept = write_fused_decoder(model, folder / name, options.mode, graph, options.block_size, options.keep_fp32,
+                                      options.head)  # fmt: skip
         return kept
     bits = options.bits if name == DECODER_FILE else ENCODER_BITS
     return quantize_graph(fp32 / name, folder / name, options, bits)
 
 
-def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRecord, options: QuantizeOptions) -> None:
+def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRecord, options: QuantizeOptions,
+                     kept_tokens: tuple[int, ...] | None) -> None:  # fmt: skip
     quantized = export_family(model).quantized_graphs
-    kept = {name: tuple(_quantize_graph(model, fp32, folder, name, record, options)) for name in quantized}
+    kept = {name: tuple(_quantize_graph(model, fp32, folder, name, record, options, kept_tokens)) for name in quantized}
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)
     np.save(folder / EMBED_SCALES_FILE, scales)
     roles = dataclasses.asdict(record.files).values()
     graphs = [name for name in roles if name and name.endswith(".onnx") and name not in quantized]
-    for name in [TOKENIZER_FILE, *graphs, *record.source.notices]:
+    vocabulary = [record.vocabulary.file] if record.vocabulary else []
+    for name in [TOKENIZER_FILE, *graphs, *record.source.notices, *vocabulary]:
         shutil.copy(fp32 / name, folder / name)
     quantization = QuantizationRecord(
         mode=options.mode, bits=options.bits, block_size=options.block_size, head=options.head or options.mode,
@@ -133,8 +160,8 @@ def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRe
     write_bundle_json(folder, dataclasses.replace(record, files=files, quantization=quantization))
 
 
-def _verified(model: SpeechLM, folder: Path, precision: str) -> VerificationReport:
-    report = verify_bundle(model, OnnxSpeechModel(load_bundle(folder)), precision)
+def _verified(model: SpeechLM, folder: Path, precision: str, kept_tokens: tuple[int, ...] | None) -> VerificationReport:
+    report = verify_bundle(model, OnnxSpeechModel(load_bundle(folder)), precision, kept_tokens)
     if not report.passed:
         raise ExportError(f"fp32 parity failed; the bundle was not written:\n{report.table()}")
     return report
@@ -152,23 +179,25 @@ def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = N
     with _step_reporter(steps, on_step) as step:
         step("load + merge")
         model, source = load_merged(options.checkpoint)
+        options, vocab_map = _with_vocabulary(model, options)
+        kept_tokens = options.decoder.kept_tokens
         reports: list[VerificationReport] = []
         with atomic_dir(options.out, options.force) as tmp:
             fp32 = tmp / "fp32" if quantized else tmp
             step("export fp32")
-            record = _write_fp32(model, fp32, source, options)
+            record = _write_fp32(model, fp32, source, options, vocab_map)
             fp32_bytes = weights_bytes(fp32)
             if quantized:  # quantized before the fp32 check so that the two checks run together at the end
                 step(f"quantize {mode}")
-                _write_quantized(model, fp32, tmp, record, options.quantize)
+                _write_quantized(model, fp32, tmp, record, options.quantize, kept_tokens)
             if options.verify:
                 step("verify fp32")
-                reports.append(_verified(model, fp32, "fp32"))
+                reports.append(_verified(model, fp32, "fp32", kept_tokens))
             if quantized:
                 shutil.rmtree(fp32)
                 if options.verify:
                     step(f"verify {mode}")
-                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), mode))
+                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), mode, kept_tokens))
             _finish(tmp, reports)
     return ExportResult(options.out, reports, fp32_bytes, weights_bytes(options.out))
 

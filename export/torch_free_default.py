@@ -28,6 +28,7 @@ from simulsa.export.fused_decoder import FusedDecoderOptions, build_fused_decode
 from simulsa.export.gguf_weights import GgufWeights
 from simulsa.export.lm_architecture import LmArchitecture
 from simulsa.export.quantize import ACCURACY_LEVEL, quantize_embeddings
+from simulsa.export.vocabulary import KEPT_FILE, KeptRows, VocabMap
 from simulsa.runtime import __version__
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
 from simulsa.runtime.bundle import (
@@ -49,6 +50,7 @@ from simulsa.runtime.bundle_records import (
     QuantizationRecord,
     SourceRecord,
     TokenizerRecord,
+    VocabularyRecord,
     from_json,
 )
 from simulsa.runtime.decoders import DEFAULT_KV_CAPACITY
@@ -154,16 +156,21 @@ class PieceTable:
         return (self.sums / np.maximum(self.counts, 1)[:, None]).astype(np.float16)  # (V_w, H)
 
 
-def write_embeddings(weights, arch: LmArchitecture, default_dir: Path, out: Path) -> np.ndarray:
+def write_embeddings(weights, arch: LmArchitecture, default_dir: Path, out: Path, kept: np.ndarray | None = None) -> np.ndarray:
     """The int8 embedding table and its scales into `out`, a block of rows at a time (Gemma's 262k x 640 table is
-    0.7 GB in float32: never held whole); returns the projector's table, built from the same blocks."""
-    table = np.empty((arch.vocab_size, arch.hidden_size), np.int8)
-    scales = np.empty(arch.vocab_size, np.float32)
+    0.7 GB in float32: never held whole); returns the projector's table, built from the same blocks. With `kept`
+    (a pruned vocabulary's original ids) the table holds those rows only; the projector's table is built from
+    every row, as Whisper's tokens may be spelled with tokens the LM never writes."""
+    kept = np.arange(arch.vocab_size) if kept is None else kept
+    table = np.empty((kept.size, arch.hidden_size), np.int8)
+    scales = np.empty(kept.size, np.float32)
     pieces = PieceTable(default_dir, arch.hidden_size)
     for start, rows in row_blocks(weights, "embed_tokens.weight", arch.vocab_size):
         scaled = rows * np.float32(arch.embed_scale)  # (n, H) as the LM reads it
-        table[start : start + len(rows)], scales[start : start + len(rows)] = quantize_embeddings(scaled)
         pieces.add(start, scaled)
+        first, last = np.searchsorted(kept, [start, start + len(rows)])  # the kept tokens among these rows
+        if last > first:
+            table[first:last], scales[first:last] = quantize_embeddings(scaled[kept[first:last] - start])
     np.save(out / FILES.embed_tokens, table)
     np.save(out / FILES.embed_scales, scales)
     return pieces.table()
@@ -175,6 +182,17 @@ def projector_weights(default_dir: Path, table: np.ndarray) -> dict[str, np.ndar
 
     state = {k.removeprefix("projector."): v for k, v in load_file(str(default_dir / "trained_modules.safetensors")).items()}
     return {**state, "table": table}
+
+
+def kept_vocabulary(default_dir: Path, inputs: Mapping[str, Any], arch: LmArchitecture
+                    ) -> tuple[np.ndarray, VocabularyRecord | None]:  # fmt: skip
+    """The default's kept tokens (runtime/default/vocab_kept.npy, recorded at packaging) and their record; every
+    token and no record where the default keeps the whole vocabulary."""
+    if "vocabulary" not in inputs:
+        return np.arange(arch.vocab_size), None
+    kept = VocabMap(np.load(default_dir / KEPT_FILE), arch.vocab_size).kept  # checked: distinct ids of this LM
+    return kept, VocabularyRecord(kept=int(kept.size), original_size=arch.vocab_size, file=KEPT_FILE,
+                                  chosen_by=inputs["vocabulary"]["chosen_by"])  # fmt: skip
 
 
 def decode_only_tokenizer(template: Mapping[str, Any], tokens: list[str]) -> dict[str, Any]:
@@ -213,8 +231,9 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
     lm = GgufWeights(sources.gguf)
     arch = LmArchitecture.from_config(inputs["lm_config"])
     weights = MergedLora(lm, sources.default_dir / "adapter") if (sources.default_dir / "adapter").is_dir() else lm
+    kept, vocabulary = kept_vocabulary(sources.default_dir, inputs, arch)
     on_step("embedding table")
-    projector = projector_weights(sources.default_dir, write_embeddings(weights, arch, sources.default_dir, out))
+    projector = projector_weights(sources.default_dir, write_embeddings(weights, arch, sources.default_dir, out, kept))
     whisper, shape = whisper_weights(sources.whisper_bin)
     on_step("ear graphs")
     io = {"audio_encoder": build_ear_encoder(whisper, shape, out / FILES.audio_encoder),
@@ -223,9 +242,11 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
     del whisper, projector
     on_step("decoder int8")
     options = FusedDecoderOptions(quantize="int8", block_size=BLOCK_SIZE, max_length=MAX_LENGTH)
-    files, _ = build_fused_decoder(arch, weights, options, out / FILES.decoder)
+    pruned = dataclasses.replace(arch, vocab_size=int(kept.size))
+    files, _ = build_fused_decoder(pruned, KeptRows(weights, kept) if vocabulary else weights, options, out / FILES.decoder)
     io["decoder"] = GraphIO(inputs=FUSED_INPUTS, outputs=("logits",))
-    tokenizer = decode_only_tokenizer(inputs["tokenizer"], lm.tokens())
+    tokens = lm.tokens()
+    tokenizer = decode_only_tokenizer(inputs["tokenizer"], [tokens[i] for i in kept])
     (out / FILES.tokenizer).write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
     notices = []
     for path in sources.notices:
@@ -234,7 +255,7 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
     record = BundleRecord(
         schema_version=SCHEMA_VERSION, created_by=f"simulsa {__version__} (torch-free build)", family="whisper-tokens",
         dims=Dims(hidden_size=arch.hidden_size, num_layers=arch.num_layers, num_kv_heads=arch.num_kv_heads,
-                  head_dim=arch.head_dim, vocab_size=arch.vocab_size),
+                  head_dim=arch.head_dim, vocab_size=int(kept.size)),
         audio=_ear_record(inputs, shape), prompt=from_json(PromptRecord, inputs["prompt"], "build_inputs.json.prompt"),
         files=FILES, io=io,
         kv=KV_RECORD,
@@ -244,7 +265,10 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
         quantization=_quantization_record(), tokenizer=TokenizerRecord(decode_only=True),
         source=SourceRecord(model=f"{sources.default_dir} over {sources.gguf.name} and whisper-base",
                             notices=tuple(notices)),
+        vocabulary=vocabulary,
     )  # fmt: skip
+    if vocabulary:
+        shutil.copy(sources.default_dir / KEPT_FILE, out / KEPT_FILE)
     record = write_bundle_json(out, record)
     on_step("check against the reference")
     check_reference(out, inputs["reference"])

@@ -84,17 +84,33 @@ def _torch_prompt(model: SpeechLM, samples: np.ndarray) -> torch.Tensor:
     return model.assemble(batch).inputs_embeds[0]
 
 
+class TokenSpace:
+    """The bundle's token ids against the torch model's: the same, or a pruned vocabulary's (export/vocabulary.py)."""
+
+    def __init__(self, kept_tokens: tuple[int, ...] | None) -> None:
+        self.kept = None if kept_tokens is None else torch.tensor(kept_tokens, dtype=torch.long)  # (K,) bundle id -> torch id
+
+    def logits(self, torch_logits: torch.Tensor) -> torch.Tensor:
+        """(..., V) torch logits -> (..., K) in the bundle's numbering."""
+        return torch_logits if self.kept is None else torch_logits[..., self.kept]
+
+    def torch_ids(self, bundle_ids: list[int]) -> torch.Tensor:
+        ids = torch.tensor(bundle_ids, dtype=torch.long)
+        return ids if self.kept is None else self.kept[ids]
+
+
 @torch.no_grad()
-def _torch_greedy(model: SpeechLM, prompt: torch.Tensor, stop: int) -> list[int]:
-    """Greedy decoding by full recomputation (no cache): an independent reference for the bundle's cached loop."""
+def _torch_greedy(model: SpeechLM, prompt: torch.Tensor, stop: int, space: TokenSpace) -> list[int]:
+    """Greedy decoding by full recomputation (no cache): an independent reference for the bundle's cached loop.
+    Tokens are chosen among the bundle's and returned in its numbering."""
     embeds, tokens = prompt, []
     embed = model.input_embeddings()
     while len(tokens) < GREEDY_TOKENS:
         logits = model.language_logits(embeds[None], torch.ones(1, embeds.shape[0], dtype=torch.long))[0, -1]
-        tokens.append(int(logits.argmax()))
+        tokens.append(int(space.logits(logits).argmax()))
         if tokens[-1] == stop:
             break
-        embeds = torch.cat([embeds, embed(torch.tensor([tokens[-1]]))])
+        embeds = torch.cat([embeds, embed(space.torch_ids(tokens[-1:]))])
     return tokens
 
 
@@ -111,18 +127,21 @@ def _onnx_teacher_forced(onnx: OnnxSpeechModel, prompt: np.ndarray, tokens: list
     return np.stack(rows)
 
 
-def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.ndarray) -> CaseResult:
+def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.ndarray,
+                space: TokenSpace | None = None) -> CaseResult:  # fmt: skip
+    space = space or TokenSpace(None)
     prompt = onnx.bundle.prompt
     stop = prompt.end_id
     torch_prompt = _torch_prompt(model, samples)
-    torch_tokens = _torch_greedy(model, torch_prompt, stop)
+    torch_tokens = _torch_greedy(model, torch_prompt, stop, space)
     onnx_prompt = np.concatenate([onnx.embed_tokens(list(prompt.prefix_ids)), onnx.encode_audio(samples),
                                   onnx.embed_tokens(list(prompt.suffix_ids))])  # fmt: skip
     onnx_tokens = onnx.greedy(onnx_prompt, GREEDY_TOKENS, {stop})
     # teacher-forced comparison over prompt + the torch continuation
     with torch.no_grad():
-        full = torch.cat([torch_prompt, model.input_embeddings()(torch.tensor(torch_tokens, dtype=torch.long))])
-        reference = model.language_logits(full[None], torch.ones(1, full.shape[0], dtype=torch.long))[0].float().numpy()
+        full = torch.cat([torch_prompt, model.input_embeddings()(space.torch_ids(torch_tokens))])
+        logits = model.language_logits(full[None], torch.ones(1, full.shape[0], dtype=torch.long))[0]
+        reference = space.logits(logits).float().numpy()
     ours = _onnx_teacher_forced(onnx, onnx_prompt, torch_tokens)  # (n + 1, V)
     reference = reference[-ours.shape[0] :]  # the same positions: the prompt's last, then each continuation token
     return CaseResult(name=name, audio_s=samples.size / 16000, max_abs_diff=float(np.abs(ours - reference).max()),
@@ -131,5 +150,8 @@ def verify_case(model: SpeechLM, onnx: OnnxSpeechModel, name: str, samples: np.n
                       torch_tokens=torch_tokens, onnx_tokens=onnx_tokens)  # fmt: skip
 
 
-def verify_bundle(model: SpeechLM, onnx: OnnxSpeechModel, precision: str) -> VerificationReport:
-    return VerificationReport(precision, [verify_case(model, onnx, name, audio) for name, audio in verification_audio()])
+def verify_bundle(model: SpeechLM, onnx: OnnxSpeechModel, precision: str,
+                  kept_tokens: tuple[int, ...] | None = None) -> VerificationReport:  # fmt: skip
+    """`kept_tokens`: a pruned bundle's original ids (its logits are compared with the torch logits of those tokens)."""
+    space = TokenSpace(kept_tokens)
+    return VerificationReport(precision, [verify_case(model, onnx, name, audio, space) for name, audio in verification_audio()])

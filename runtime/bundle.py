@@ -30,8 +30,9 @@ __all__ = ["DECODER_KINDS", "SCHEMA_VERSION", "Bundle", "BundleError", "BundleRe
 # 2: the decoder returns the last position's logits only; 3: whisper-tokens (ear graphs, ear fields);
 # 4: the decoder record (`decoder.kind`: a fused graph over preallocated KV buffers, or the TorchScript graph);
 # 5: every section a typed record (runtime/bundle_records.py), every tensor bound by name;
-# 6: whisper-tokens: audio.ear.sentence_end_ids (the open tail of a segment still being spoken)
-SCHEMA_VERSION = 6
+# 6: whisper-tokens: audio.ear.sentence_end_ids (the open tail of a segment still being spoken);
+# 7: `vocabulary`: a pruned vocabulary, every token id in the kept tokens' numbering (export/vocabulary.py)
+SCHEMA_VERSION = 7
 BUNDLE_JSON = "bundle.json"
 
 PAST_KEY = "past_key_values.{}.key"  # KV tensor names, per layer, in every decoder kind

@@ -164,6 +164,16 @@ class TokenizerRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class VocabularyRecord:
+    """A pruned vocabulary (export/vocabulary.py): the bundle's token ids number only the kept tokens."""
+
+    kept: int  # tokens the bundle carries (= dims.vocab_size)
+    original_size: int  # tokens of the model it was exported from
+    file: str  # (kept,) int32: the original id of each of the bundle's ids
+    chosen_by: str  # what chose the kept tokens
+
+
+@dataclasses.dataclass(frozen=True)
 class SourceRecord:
     """Where the weights came from, and the licence files that travel with them."""
 
@@ -191,6 +201,12 @@ class BundleRecord:
     tokenizer: TokenizerRecord
     source: SourceRecord
     sha256: dict[str, str] = dataclasses.field(default_factory=dict)  # every file beside bundle.json
+    vocabulary: VocabularyRecord | None = None  # None: the model's whole vocabulary
+
+    def __post_init__(self) -> None:
+        if self.vocabulary is not None and self.vocabulary.kept != self.dims.vocab_size:
+            raise BundleError(f"vocabulary.kept is {self.vocabulary.kept} but dims.vocab_size is {self.dims.vocab_size}; "
+                              "re-export the bundle")  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return to_json(self)

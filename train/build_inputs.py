@@ -9,6 +9,8 @@ writes into runtime/default/:
   tokenizer's template (everything in tokenizer.json but the vocabulary, which the GGUF carries), and
   a reference: the bundle's transcript and top logits on the shipped example, which the build must
   reproduce;
+- `vocab_kept.npy`: for a default exported with `--prune-vocab`, the original id of each kept token (the
+  build reads those rows of the GGUF's table and head; every id recorded above is in the kept numbering);
 - `token_pieces.npz`: for each Whisper token, the LM token ids of its text (the projector's table is
   the mean of their embeddings; computing it needs the LM's full tokenizer, which only torch-side
   tooling converts from the GGUF).
@@ -17,12 +19,14 @@ writes into runtime/default/:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simulsa.export.torch_free_default import BUILD_INPUTS, TOKEN_PIECES, reference_record
+from simulsa.export.vocabulary import KEPT_FILE
 from simulsa.runtime import default_model as shipped
 from simulsa.runtime.bundle import load_bundle
 from simulsa.runtime.ear import sentence_end_ids
@@ -58,6 +62,11 @@ def record_build_inputs(base: Path, bundle_path: Path, out: Path = shipped.DEFAU
               "prompt": bundle.record.to_json()["prompt"],
               "tokenizer": tokenizer_template(json.loads(bundle.file("tokenizer").read_text(encoding="utf-8"))),
               "reference": reference_record(bundle_path)}  # fmt: skip
+    if bundle.record.vocabulary:  # a pruned default: the kept tokens travel beside the inputs
+        shutil.copy(bundle_path / bundle.record.vocabulary.file, out / KEPT_FILE)
+        inputs["vocabulary"] = {"chosen_by": bundle.record.vocabulary.chosen_by}
+    else:
+        (out / KEPT_FILE).unlink(missing_ok=True)
     write_json_atomic(out / BUILD_INPUTS, json.loads(json.dumps(inputs, default=str)))
 
 

@@ -111,7 +111,7 @@ def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
 
 def test_bundle_round_trip_and_contract(bundles):
     bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
-    assert bundle.family == "qwen2-audio" and bundle.record.schema_version == SCHEMA_VERSION == 6
+    assert bundle.family == "qwen2-audio" and bundle.record.schema_version == SCHEMA_VERSION == 7
     assert bundle.kv.names(1) == ("past_key_values.1.key", "present.1.key", "past_key_values.1.value", "present.1.value")
     io = bundle.io("decoder")
     assert bundle.decoder.kind == "fused" and bundle.decoder.max_length == 4096  # Qwen2: the builder's graph

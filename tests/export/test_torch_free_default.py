@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+from simulsa.export import vocabulary
 from simulsa.export.gguf_weights import GgufWeights, permute_rotary
 from simulsa.export.pipeline import ExportOptions, run_export
 from simulsa.export.quantize import QuantizeOptions
@@ -74,10 +75,8 @@ def _lm_tensors(model) -> dict[str, np.ndarray]:
             if not name.startswith("lm_head")}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory):
+def _package(root: Path, prune_vocab: Path | None = None):
     """A tiny default as packaging leaves it: base folder, torch-path bundle, default dir, wheel-format weights."""
-    root = tmp_path_factory.mktemp("tiny_default")
     torch.manual_seed(0)
     model = tiny_whisper_tokens("gemma3").eval()
     with torch.no_grad():
@@ -87,20 +86,63 @@ def packaged(tmp_path_factory):
         model.projector.mlp[2].weight.normal_(0.0, 0.05)
         model.projector.log_temperature.fill_(0.3)
     save_model(model, root / "base")
-    run_export(ExportOptions(checkpoint=str(root / "base"), out=root / "bundle", quantize=QuantizeOptions("int8")),
-               on_step=lambda step: None)  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:  # the tiny byte pieces all look like short Latin ones: keep the text's
+        patch.setattr(vocabulary, "SHORT_LATIN", vocabulary.re.compile(r"^$"))
+        run_export(ExportOptions(checkpoint=str(root / "base"), out=root / "bundle", quantize=QuantizeOptions("int8"),
+                                 prune_vocab=(prune_vocab,) if prune_vocab else ()), on_step=lambda step: None)  # fmt: skip
     default = root / "default"
     default.mkdir()
     projector = {f"projector.{k}": v.detach().numpy() for k, v in model.projector.state_dict().items() if k != "table"}
     save_file(projector, str(default / "trained_modules.safetensors"))
     record_build_inputs(root / "base", root / "bundle", default)
-    spec = json.loads((root / "bundle" / "tokenizer.json").read_text())
+    spec = json.loads(model.tokenizer.backend_tokenizer.to_str())  # the LM's whole vocabulary, as the GGUF carries it
     by_id = {**{i: t for t, i in spec["model"]["vocab"].items()}, **{a["id"]: a["content"] for a in spec["added_tokens"]}}
     tokens = [by_id[i] for i in range(len(by_id))]  # a GGUF lists every token, the added ones included
     write_gguf(root / "lm.gguf", "gemma3", _lm_tensors(model), tokens)
     whisper = {k: v.detach().numpy() for k, v in model.whisper.state_dict().items()}
     write_model_bin(root / "model.bin", whisper_to_ct2(whisper, model.whisper.config, np.float32), {})
     return root, model
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    return _package(tmp_path_factory.mktemp("tiny_default"))
+
+
+@pytest.fixture(scope="module")
+def packaged_pruned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_default_pruned")
+    (root / "words.txt").write_text("the cat sat on the mat\n", encoding="utf-8")
+    return _package(root, root / "words.txt")
+
+
+def _build_without_torch(root: Path, out: Path) -> None:
+    hook = out.parent / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(HOOK)
+    code = ("import sys; from pathlib import Path\n"
+            "from simulsa.export.torch_free_default import DefaultSources, build_default\n"
+            "out = Path(sys.argv[1]); out.mkdir()\n"
+            "sources = DefaultSources(whisper_bin=Path(sys.argv[2]), gguf=Path(sys.argv[3]), default_dir=Path(sys.argv[4]))\n"
+            "build_default(sources, out)\n"
+            "assert 'torch' not in sys.modules\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code, out, root / "model.bin", root / "lm.gguf", root / "default"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(hook)}, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _same_bundle(root: Path, out: Path) -> None:
+    built, reference = load_bundle(out), load_bundle(root / "bundle")
+    assert built.record.prompt == reference.record.prompt and built.record.audio == reference.record.audio
+    assert built.record.dims == reference.record.dims and built.io("ear_decoder") == reference.io("ear_decoder")
+    assert built.record.vocabulary == reference.record.vocabulary
+    from tokenizers import Tokenizer
+
+    ours, theirs = (Tokenizer.from_file(str(b.file("tokenizer"))) for b in (built, reference))
+    ids = list(range(reference.dims.vocab_size))
+    assert [ours.decode([i]) for i in ids] == [theirs.decode([i]) for i in ids]
+    inputs = json.loads((root / "default" / "build_inputs.json").read_text())
+    assert check_reference(out, inputs["reference"]) <= 0.05  # the check the build ran, run again here
 
 
 def test_gguf_weights_are_the_model_weights(packaged):
@@ -144,29 +186,20 @@ def test_gguf_rows_read_a_q8_0_table_a_block_at_a_time(tmp_path):
 
 def test_torch_free_build_reproduces_the_torch_bundle_without_torch(packaged, tmp_path):
     root, _ = packaged
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(HOOK)
-    code = ("import sys; from pathlib import Path\n"
-            "from simulsa.export.torch_free_default import DefaultSources, build_default\n"
-            "out = Path(sys.argv[1]); out.mkdir()\n"
-            "sources = DefaultSources(whisper_bin=Path(sys.argv[2]), gguf=Path(sys.argv[3]), default_dir=Path(sys.argv[4]))\n"
-            "build_default(sources, out)\n"
-            "assert 'torch' not in sys.modules\n")  # fmt: skip
-    out = tmp_path / "built"
-    result = subprocess.run([sys.executable, "-c", code, out, root / "model.bin", root / "lm.gguf", root / "default"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(hook)}, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    built, reference = load_bundle(out), load_bundle(root / "bundle")
-    assert built.record.prompt == reference.record.prompt and built.record.audio == reference.record.audio
-    assert built.record.dims == reference.record.dims and built.io("ear_decoder") == reference.io("ear_decoder")
-    from tokenizers import Tokenizer
+    _build_without_torch(root, tmp_path / "built")
+    _same_bundle(root, tmp_path / "built")
+    assert load_bundle(tmp_path / "built").record.vocabulary is None
 
-    ours, theirs = (Tokenizer.from_file(str(b.file("tokenizer"))) for b in (built, reference))
-    ids = list(range(reference.dims.vocab_size))
-    assert [ours.decode([i]) for i in ids] == [theirs.decode([i]) for i in ids]
-    inputs = json.loads((root / "default" / "build_inputs.json").read_text())
-    assert check_reference(out, inputs["reference"]) <= 0.05  # the check the build ran, run again here
+
+def test_torch_free_build_of_a_pruned_default_reads_only_the_kept_rows(packaged_pruned, tmp_path):
+    root, model = packaged_pruned
+    _build_without_torch(root, tmp_path / "built")
+    _same_bundle(root, tmp_path / "built")
+    built = load_bundle(tmp_path / "built")
+    kept = np.load(root / "default" / "vocab_kept.npy")
+    assert built.record.vocabulary.kept == kept.size < model.lm.get_input_embeddings().weight.shape[0]
+    assert np.array_equal(np.load(tmp_path / "built" / "vocab_kept.npy"), kept)
+    assert np.load(tmp_path / "built" / "embed_tokens.npy").shape[0] == kept.size
 
 
 def test_a_wrong_build_is_caught_by_the_reference(packaged):
