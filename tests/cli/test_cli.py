@@ -161,6 +161,19 @@ def test_export_command(tiny_model_dirs, tmp_path):
     assert result.exit_code == 1 and "already exists" in result.output
 
 
+def test_export_prune_vocab_option(tiny_model_dirs, tmp_path):
+    import numpy as np
+
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.array([3, 5, 7]))
+    result = invoke("export", tiny_model_dirs["composite"], "--out", tmp_path / "b", "--quantize", "none", "--prune-vocab", ids)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert record["vocabulary"]["kept"] == record["dims"]["vocab_size"] and "ids.npy" in record["vocabulary"]["chosen_by"]
+    result = invoke("export", tiny_model_dirs["composite"], "--out", tmp_path / "c", "--prune-vocab", tmp_path / "none.txt")
+    assert result.exit_code == 1 and "none.txt' is not a file" in result.output and not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_stream_writes_events_and_subtitles(tiny_bundles, name, tmp_path):
     import soundfile as sf

@@ -2,7 +2,10 @@
 projector(h_pred, h_read) = softmax(top-k Whisper logits of h_pred / T) @ M  +  MLP([h_pred; h_read])  (MLP out zero-init)
 M[w] = the LM's own embedding of Whisper token w's text (mean over its LM pieces): at step 0 the ear is the transcript.
 The LM reads `FEW + "English:" [projected states] "\nSpanish:"` and is trained (CE) to say the base LM's 3-shot
-translation of the source (self-distillation). usage: train_ear.py OUTDIR STEPS [--lora R] [--eval-only CKPT]"""
+translation of the source (self-distillation). usage: train_ear.py OUTDIR STEPS [--lora R] [--text-rows PAIRS.jsonl]
+2026-12-05: --text-rows mixes text pairs in (the gold English as the LM's own token embeddings where the projected
+states go), so a LoRA learns from speech and keeps translating text; every report also scores the LM from the gold
+text on the choice rows (the issue's rule: from-text BLEU must not fall)."""
 import argparse, os, json, math, random, time
 from pathlib import Path
 import numpy as np, sacrebleu, torch
@@ -88,7 +91,7 @@ def sequence(proj, states, target_ids, with_head=False):
     """-> embeddings (L, H), labels (L,) with -100 outside the target (the prefix left out unless with_head)."""
     with torch.no_grad():
         head, tail = embed(head_ids), embed(tail_ids)
-    audio = proj(*states)
+    audio = embed(states) if states.__class__ is torch.Tensor else proj(*states)  # text row: token ids (n,)
     tgt = embed(target_ids) if len(target_ids) else head[:0]
     x = torch.cat(([head] if with_head else []) + [audio, tail, tgt])
     labels = torch.full((x.shape[0],), -100, dtype=torch.long)
@@ -121,10 +124,22 @@ def batch_loss(proj, items, cached=True):
 
 @torch.no_grad()
 def translate(proj, states, max_new):
-    x = torch.cat([embed(head_ids), proj(*states), embed(tail_ids)])[None]
+    audio = embed(states) if states.__class__ is torch.Tensor else proj(*states)
+    x = torch.cat([embed(head_ids), audio, embed(tail_ids)])[None]
     out = lm.generate(inputs_embeds=x, attention_mask=torch.ones(x.shape[:2], dtype=torch.long), max_new_tokens=max_new,
                       do_sample=False)
     return tok.decode(out[0], skip_special_tokens=True).split("\n")[0].strip()
+
+def evaluate_text(rows):
+    """The LM (with its adapter, if any) from the gold English text, same prompt, greedy: unique sources."""
+    hyps, refs, seen = [], [], set()
+    for r in rows:
+        if r["source"] in seen:
+            continue
+        seen.add(r["source"])
+        ids = torch.tensor(tok(" " + r["source"], add_special_tokens=False).input_ids)
+        hyps.append(translate(None, ids, len(ids) * 2 + 12)); refs.append(r["target"])
+    return round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2), round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)
 
 def evaluate(proj, states, rows, limit, log=None):
     hyps, refs = [], []
@@ -145,6 +160,8 @@ def main():
     ap.add_argument("--lora-lr", type=float, default=2e-4)
     ap.add_argument("--train-states", default="train_tf.npz", help="states file(s) under /tmp/proto, comma-separated")
     ap.add_argument("--aug", default=None, help="SimulSA rows: `simulsa augment`'s augmented.jsonl (partial targets)")
+    ap.add_argument("--text-rows", default=None, help="text pairs (source, target) mixed in as rows the LM reads as text")
+    ap.add_argument("--text-max", type=int, default=2000, help="at most this many text rows (a seeded sample)")
     ap.add_argument("--aug-states", default="aug_greedy.npz", help="their Whisper states (states.py greedy) under /tmp/proto")
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +182,12 @@ def main():
                      for r in aug_rows if r["id"] in aug_states]
         print(f"+ {len(aug_items)} SimulSA rows ({sum(not r['target'] for r in aug_rows)} empty targets)", flush=True)
         items += aug_items
+    if a.text_rows:
+        pairs = [json.loads(l) for l in open(a.text_rows)]
+        pairs = random.Random(0).sample(pairs, min(a.text_max, len(pairs)))
+        items += [(torch.tensor(tok(" " + p["source"], add_special_tokens=False).input_ids),
+                   torch.tensor(tok(" " + p["target"] + "\n", add_special_tokens=False).input_ids)) for p in pairs]
+        print(f"+ {len(pairs)} text rows from {a.text_rows}", flush=True)
     global lm, LORA
     groups = [{"params": list(proj.parameters()), "lr": a.lr}]
     if a.lora:
@@ -190,10 +213,11 @@ def main():
     log = open(out / "log.jsonl", "a")
     def report(step):
         bleu, chrf, hyps = evaluate(proj, ev_states, ev_rows, a.eval_rows, open(out / f"eval_{step}.jsonl", "w"))
-        rec = {"step": step, "bleu": round(bleu, 2), "chrf": round(chrf, 2), "T": round(float(proj.log_temperature.exp()), 3),
+        rec = {"step": step, "bleu": round(bleu, 2), "chrf": round(chrf, 2), "from_text": evaluate_text(ev_rows), "T": round(float(proj.log_temperature.exp()), 3),
                "example": hyps[:3]}
         print(json.dumps(rec, ensure_ascii=False), flush=True); log.write(json.dumps(rec, ensure_ascii=False) + "\n"); log.flush()
-    report(0)
+    if not os.environ.get("SKIP0"):  # step 0 is the resumed projector: known when resuming a measured one
+        report(0)
     t0 = time.time(); losses = []
     for step in range(1, a.steps + 1):
         loss = batch_loss(proj, random.sample(items, a.batch))
