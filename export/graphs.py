@@ -146,7 +146,7 @@ def resolve_decoder_kind(model: SpeechLM, options: DecoderGraphOptions) -> str:
     try:
         lm_architecture(model)
     except UnsupportedArchitecture:
-        if options.kind == "fused" or options.kept_tokens is not None:  # pruning rewrites the head: the builder's job
+        if options.kind == "fused":
             raise
         return "torchscript"
     return "fused"

@@ -52,6 +52,15 @@ def shipped_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_a_pruned_default_is_built_with_its_kept_tokens_by_the_torch_path(shipped_dir):
+    kept = np.arange(0, 200, dtype=np.int32)  # the tiny byte tokenizer's first 200 pieces; its special tokens are not listed
+    np.save(shipped.DEFAULT_DIR / "vocab_kept.npy", kept)
+    bundle = default_build.build_default_bundle(torch_free=False)
+    record = json.loads((bundle / "bundle.json").read_text())["vocabulary"]
+    ours = np.load(bundle / "vocab_kept.npy")
+    assert set(kept) <= set(ours.tolist()) and record["kept"] == ours.size < record["original_size"]  # + bytes and prompt
+
+
 def test_translate_without_bundle_builds_the_default_once(shipped_dir, monkeypatch):
     sf.write(shipped_dir / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32), 16000)
     runner = CliRunner()

@@ -27,18 +27,29 @@ def narrow_rules(monkeypatch):
 
 
 def test_choose_vocabulary_keeps_the_texts_tokens_the_given_ids_and_bytes():
-    spec = {"version": "1.0", "model": {"type": "BPE", "vocab": {"<0x41>": 0, "a": 1, "b": 2, "▁ab": 3, "漢字": 4, "ab": 5,
-                                                                    "Ab": 6, "▁Ab": 7, "x": 8}, "merges": [["a", "b"]]},
+    vocab = {"<0x41>": 0, "a": 1, "b": 2, "▁ab": 3, "漢字": 4, "ab": 5, "Ab": 6, "▁Ab": 7, "x": 8, "▁": 9, "A": 10, "漢語": 11}
+    merges = [["a", "b"], ["▁", "ab"], ["▁", "Ab"], ["A", "b"]]
+    spec = {"version": "1.0", "model": {"type": "BPE", "vocab": vocab, "merges": merges},
             "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True}}
-    spec["model"]["merges"] = [["a", "b"], ["▁", "ab"], ["▁", "Ab"], ["A", "b"]]
-    spec["model"]["vocab"].update({"▁": 9, "A": 10})
     tokenizer = Tokenizer.from_str(json.dumps(spec))
     kept = choose_vocabulary(tokenizer, ["ab"], keep_ids=[4])
     pieces = {tokenizer.id_to_token(int(i)) for i in kept}
     assert {"<0x41>", "漢字", "ab", "▁ab", "Ab", "▁Ab"} <= pieces  # the byte, the given id, the word in its variants
+    assert "漢語" not in pieces  # used by nothing given: dropped
     assert kept.dtype == np.int32 and list(kept) == sorted(kept)
     with pytest.raises(VocabularyError, match="outside the tokenizer"):
         choose_vocabulary(tokenizer, [], keep_ids=[999])
+
+
+def test_a_vocabulary_record_must_match_the_dims(tiny_bundles):
+    from simulsa.runtime.bundle import BundleError, BundleRecord
+
+    entry = json.loads((tiny_bundles["composite", "none"] / "bundle.json").read_text())
+    vocab_size = entry["dims"]["vocab_size"]
+    record = {"kept": vocab_size, "original_size": vocab_size + 9, "file": KEPT_FILE, "chosen_by": "a test"}
+    assert BundleRecord.from_json({**entry, "vocabulary": record}).vocabulary.kept == vocab_size
+    with pytest.raises(BundleError, match=f"vocabulary.kept is {vocab_size - 1} but dims.vocab_size is {vocab_size}"):
+        BundleRecord.from_json({**entry, "vocabulary": {**record, "kept": vocab_size - 1}})
 
 
 def test_vocab_map_renumbers_in_order_and_names_dropped_tokens():
