@@ -12,7 +12,7 @@ import numpy as np, sacrebleu, torch
 from torch import nn
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, WhisperForConditionalGeneration
-torch.set_num_threads(2); torch.manual_seed(0); random.seed(0)
+torch.set_num_threads(int(os.environ.get("THREADS", 2))); torch.manual_seed(0); random.seed(0)
 LM = "/tmp/simcache/models/gemma3-270m"; WHISPER = "/tmp/simcache/models/whisper-base"; P = Path("/tmp/proto")
 FEW = ("English: Where is the station?\nSpanish: ¿Dónde está la estación?\n"
        "English: I am very tired today.\nSpanish: Hoy estoy muy cansado.\n"
@@ -231,8 +231,8 @@ def main():
                 torch.save({n: p.detach() for n, p in lm.named_parameters() if "lora_" in n}, out / "lora.pt.tmp")
                 (out / "lora.pt.tmp").rename(out / "lora.pt")
                 PEFT.save_pretrained(str(out / "adapter"))  # the adapter as `simulsa train` writes it
-        if step % a.eval_every == 0 or step == a.steps:
-            report(step)
+        if step % a.eval_every == 0 or (step == a.steps and not os.environ.get("NO_END_REPORT")):
+            report(step)  # NO_END_REPORT: the bundles are scored by simulsa eval instead (a torch report with a LoRA takes 7-14 min)
 
 if __name__ == "__main__":
     main()
