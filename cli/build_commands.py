@@ -202,6 +202,9 @@ def export_bundle(
     block_size: Annotated[int, typer.Option(help="Weights per quantization scale (MatMulNBits block).")] = 32,
     head_quantize: Annotated[str | None, typer.Option(help="Fused decoders: the output head's own precision, e.g. "
                                                            "int8 over int4 layers (default: as --quantize).")] = None,
+    ear_quantize: Annotated[str, typer.Option(
+        help="whisper-tokens: which ear graphs go 8-bit under int8/int4: decoder (Whisper's decoder and its token "
+             "table), all (also the encoder and projector: least memory, -2 BLEU streaming on the default), none.")] = "decoder",
     decoder: Annotated[str, typer.Option(help="auto: the fused graph (KV buffers bound in place) where the builder knows "
                                               "the LM, else torchscript; or force one of them.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Fused decoder: the longest sequence it decodes (positions).")] = 4096,
@@ -221,7 +224,7 @@ def export_bundle(
     from simulsa.export.quantize import QuantizeOptions
 
     options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size,
-                                       head=head_quantize)  # fmt: skip
+                                       head=head_quantize, ear=ear_quantize)  # fmt: skip
     result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force,
                                       full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length),
                                       prune_vocab=tuple(prune_vocab or ())))  # fmt: skip

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -205,6 +206,12 @@ def _build_torch_free(recipe: dict, target: Path, progress: BuildProgress) -> No
             build_default(sources, tmp, on_step)
 
 
+def _packaged_ear_quantize() -> str:
+    """--ear-quantize of the packaged default (build_inputs.json); none where it does not say (before 2026-12-05)."""
+    inputs = shipped.DEFAULT_DIR / "build_inputs.json"
+    return json.loads(inputs.read_text(encoding="utf-8")).get("ear_quantize", "none") if inputs.is_file() else "none"
+
+
 def build_default_bundle(force: bool = False, progress: BuildProgress | None = None, torch_free: bool | None = None) -> Path:
     """The default bundle, built into the cache if it is not there (stages in the module docstring).
 
@@ -231,7 +238,8 @@ def build_default_bundle(force: bool = False, progress: BuildProgress | None = N
             _attach_shipped(base, checkpoint)
         with contextlib.ExitStack() as stage:
             kept = shipped.DEFAULT_DIR / KEPT_FILE  # a pruned default keeps the tokens recorded at packaging
-            options = ExportOptions(checkpoint=str(checkpoint), out=target, quantize=QuantizeOptions("int8"), force=True,
+            ear = _packaged_ear_quantize()  # the ear's precision as packaged, as the torch-free build reads it
+            options = ExportOptions(checkpoint=str(checkpoint), out=target, quantize=QuantizeOptions("int8", ear=ear), force=True,
                                     prune_vocab=(kept,) if kept.is_file() else ())  # fmt: skip
             run_export(options, on_step=_ExportSteps(progress, stage))
     return target

@@ -10,6 +10,11 @@ train/pretrained/ctranslate2.py reads from a CTranslate2 model.bin) and the proj
 (`log_temperature`, `mlp.0.weight`, ..., `table` (V, H) float16). Input and output names are the
 wrappers' (SELF_PAST_KEY, ...), so a bundle built here is read exactly like a traced one; the test
 checks the two against each other.
+
+With `int8=True` (what an int8 bundle ships): every MatMul weight in 8-bit blocks (onnxruntime MatMulNBits, as the
+LM decoder's), and the token tables (Whisper's 51,865 x 512 in the decoder, the projector's 51,865 x H) as int8 rows
+with a float32 scale per row. Whisper's tied table is then written twice, as int8 rows to gather and as the head's
+8-bit matrix: 26 + 27 MB instead of one 106 MB float32 copy. Measured on the default (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from simulsa.export.fused_decoder import _GraphWriter
+from simulsa.export.quantize import ENCODER_BITS, QuantizeOptions, quantize_embeddings, quantize_graph
 from simulsa.runtime.bundle_records import GraphIO
 
 SELF_PAST_KEY, SELF_PAST_VALUE = "self_past.{}.key", "self_past.{}.value"
@@ -107,6 +113,17 @@ class _Ops:
         scale = self.const(f"{prefix}.scaling", np.array(self.shape.head_dim**-0.5, np.float32))
         return self.heads(self.op("Mul", [query, scale], f"/{prefix}/Mul_scale"), f"/{prefix}/q_heads")
 
+    def int8_rows(self, table: np.ndarray, ids: str, name: str) -> str:
+        """table[ids] from int8 rows x a float32 scale per row: ids (...) -> (..., D) float32."""
+        from onnx import TensorProto
+
+        rows, scales = quantize_embeddings(table.astype(np.float32))  # (V, D) int8, (V,)
+        gathered = self.op("Cast", [self.op("Gather", [self.const(f"{name}.int8", rows), ids], f"{name}/Gather")],
+                           f"{name}/Cast", to=TensorProto.FLOAT)  # fmt: skip
+        scale = self.op("Gather", [self.const(f"{name}.scales", scales), ids], f"{name}/Gather_scales")
+        axis = self.const(f"{name}.axis", np.array([-1], np.int64))
+        return self.op("Mul", [gathered, self.op("Unsqueeze", [scale, axis], f"{name}/Unsqueeze")], f"{name}/Mul")
+
     def shape_of(self, x: str, axis: int, name: str) -> str:
         """x.shape[axis] as a (1,) int64 tensor."""
         return self.op("Shape", [x], f"{name}/Shape", start=axis, end=axis + 1)
@@ -127,7 +144,14 @@ def _value(name: str, dtype: int, dims: list) -> object:
     return helper.make_tensor_value_info(name, dtype, dims)
 
 
-def build_ear_encoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, path: Path) -> GraphIO:
+def _in_8_bits(path: Path) -> None:
+    """Replace the graph at `path` by its copy with every constant MatMul weight in 8-bit blocks."""
+    partial = path.with_name(path.name + ".partial")
+    quantize_graph(path, partial, QuantizeOptions(mode="int8"), bits=ENCODER_BITS)
+    partial.replace(path)
+
+
+def build_ear_encoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, path: Path, int8: bool = False) -> GraphIO:
     """mel (1, M, F) -> cross-attention K/V of every decoder layer over the encoder's F/2 states."""
     from onnx import TensorProto
 
@@ -165,10 +189,12 @@ def build_ear_encoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, pa
     dims = [1, shape.heads, "positions", shape.head_dim]
     o.save(path, [_value("mel", TensorProto.FLOAT, [1, shape.n_mels, "frames"])],
            [_value(n, TensorProto.FLOAT, dims) for n in outputs], "ear_encoder")  # fmt: skip
+    if int8:
+        _in_8_bits(path)
     return GraphIO(inputs=("mel",), outputs=tuple(outputs))
 
 
-def build_ear_decoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, path: Path) -> GraphIO:
+def build_ear_decoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, path: Path, int8: bool = False) -> GraphIO:
     """input_ids (1, T) after a self-attention past of P positions, over the cross K/V -> Whisper's top-k, states, present."""
     from onnx import TensorProto
 
@@ -176,10 +202,14 @@ def build_ear_decoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, pa
     dec, layers = "model.decoder", range(shape.decoder_layers)
     past = [[pattern.format(i) for pattern in (SELF_PAST_KEY, SELF_PAST_VALUE)] for i in layers]
     cross = [[pattern.format(i) for pattern in (CROSS_KEY, CROSS_VALUE)] for i in layers]
-    # one (D, V) matrix for the tied table and head: rows gathered along axis 1, logits = hidden @ it (one copy, not two)
-    table_t = o.const("table_t", weights[f"{dec}.embed_tokens.weight"].T)
-    rows = o.op("Gather", [table_t, "input_ids"], "/decoder/embed/Gather", axis=1)  # (D, 1, T)
-    x = o.op("Transpose", [rows], "/decoder/embed/Transpose", perm=[1, 2, 0])  # (1, T, D)
+    table = weights[f"{dec}.embed_tokens.weight"]  # (V, D), tied with the head
+    if int8:  # int8 rows to gather, the head's own (D, V) matrix for the quantizer
+        x = o.int8_rows(table, "input_ids", "/decoder/embed")  # (1, T, D)
+        head_t = o.const("head_t", table.T)
+    else:  # one (D, V) matrix for the tied table and head: rows gathered along axis 1 (one copy, not two)
+        head_t = o.const("table_t", table.T)
+        rows = o.op("Gather", [head_t, "input_ids"], "/decoder/embed/Gather", axis=1)  # (D, 1, T)
+        x = o.op("Transpose", [rows], "/decoder/embed/Transpose", perm=[1, 2, 0])  # (1, T, D)
     n_past = o.shape_of(past[0][0], 2, "/decoder/n_past")
     n_new = o.shape_of("input_ids", 1, "/decoder/n_new")
     total = o.op("Add", [n_past, n_new], "/decoder/total")
@@ -207,7 +237,7 @@ def build_ear_decoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, pa
     hidden = o.op("LayerNormalization", [x, o.const(f"{dec}.layer_norm.weight", weights[f"{dec}.layer_norm.weight"]),
                                          o.const(f"{dec}.layer_norm.bias", weights[f"{dec}.layer_norm.bias"])],
                   "/decoder/layer_norm", outputs=["hidden"], axis=-1, epsilon=LAYER_NORM_EPS)  # fmt: skip
-    logits = o.op("MatMul", [hidden, table_t], "/decoder/head/MatMul")  # (1, T, V)
+    logits = o.op("MatMul", [hidden, head_t], "/decoder/head/MatMul")  # (1, T, V)
     o.g.node("TopK", [logits, o.const("top_k", np.array([TOP_K], np.int64))], "/decoder/TopK", ["top_logits", "top_ids"], axis=-1)
     kv = lambda name, length: _value(name, TensorProto.FLOAT, [1, shape.heads, length, shape.head_dim])  # noqa: E731
     inputs = [_value("input_ids", TensorProto.INT64, [1, "new"]), *[kv(n, "past") for pair in past for n in pair],
@@ -215,6 +245,8 @@ def build_ear_decoder(weights: Mapping[str, np.ndarray], shape: WhisperShape, pa
     outputs = [_value("top_logits", TensorProto.FLOAT, [1, "new", TOP_K]), _value("top_ids", TensorProto.INT64, [1, "new", TOP_K]),
                _value("hidden", TensorProto.FLOAT, [1, "new", shape.d_model]), *[kv(n, "total") for n in presents]]  # fmt: skip
     o.save(path, inputs, outputs, "ear_decoder")
+    if int8:
+        _in_8_bits(path)
     return GraphIO(inputs=tuple(v.name for v in inputs), outputs=tuple(v.name for v in outputs))
 
 
@@ -231,15 +263,19 @@ def _causal_mask(o: _Ops, n_past: str, n_new: str, total: str) -> str:
     return o.op("Where", [blocked, lowest, o.const("/mask/zero_f", np.array(0.0, np.float32))], "/mask/Where")
 
 
-def build_projector(weights: Mapping[str, np.ndarray], whisper_dim: int, path: Path) -> GraphIO:
-    """softmax(top_logits / T) @ table[top_ids] + MLP([h_pred; h_read]) -> (n, H); the table float16 in the graph."""
+def build_projector(weights: Mapping[str, np.ndarray], whisper_dim: int, path: Path, int8: bool = False) -> GraphIO:
+    """softmax(top_logits / T) @ table[top_ids] + MLP([h_pred; h_read]) -> (n, H); the table float16 in the graph
+    (int8: int8 rows x per-row scales, the MLP in 8-bit blocks)."""
     from onnx import TensorProto
 
     o = _Ops(weights, WhisperShape(whisper_dim, 1, 0, 0, 0))
     temperature = o.const("temperature", np.exp(weights["log_temperature"]).astype(np.float32))
     soft = o.op("Softmax", [o.op("Div", ["top_logits", temperature], "/projector/Div")], "/projector/Softmax", axis=-1)  # (n, k)
-    table = o.const("table", weights["table"].astype(np.float16))  # (V, H)
-    rows = o.op("Cast", [o.op("Gather", [table, "top_ids"], "/projector/Gather")], "/projector/Cast", to=TensorProto.FLOAT)
+    if int8:
+        rows = o.int8_rows(weights["table"], "top_ids", "/projector/table")  # (n, k, H)
+    else:
+        table = o.const("table", weights["table"].astype(np.float16))  # (V, H)
+        rows = o.op("Cast", [o.op("Gather", [table, "top_ids"], "/projector/Gather")], "/projector/Cast", to=TensorProto.FLOAT)
     mixed = o.op("ReduceSum", [o.op("Mul", [o.op("Unsqueeze", [soft, o.const("axis_2", np.array([2], np.int64))],
                                                   "/projector/Unsqueeze"), rows], "/projector/Mul"),
                                o.const("axis_1", np.array([1], np.int64))], "/projector/ReduceSum", keepdims=0)  # fmt: skip
@@ -252,4 +288,6 @@ def build_projector(weights: Mapping[str, np.ndarray], whisper_dim: int, path: P
               _value("top_logits", TensorProto.FLOAT, ["tokens", TOP_K]),
               _value("top_ids", TensorProto.INT64, ["tokens", TOP_K])]  # fmt: skip
     o.save(path, inputs, [_value("audio_embeds", TensorProto.FLOAT, ["tokens", lm_dim])], "projector")
+    if int8:
+        _in_8_bits(path)
     return GraphIO(inputs=tuple(v.name for v in inputs), outputs=("audio_embeds",))

@@ -1,17 +1,27 @@
 """What export does for each model family, in one record per family (the runtime's counterpart: runtime/families.py).
 
 A family says which audio graphs are written (`audio_graphs`), which of its graphs an int8/int4
-export quantizes (`quantized_graphs`), and how its audio is described in bundle.json
+export quantizes (`quantized_graphs`, plus the ear graphs `--ear-quantize` picks, which `int8_writer` writes anew
+from the weights instead of quantizing the fp32 file), and how its audio is described in bundle.json
 (`audio_record`). The decoder graph is the same for every family (export/graphs.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from simulsa.export.graphs import DECODER_FILE, ENCODER_FILE, audio_encoder_graph, ear_graphs
+from simulsa.export.graphs import (
+    DECODER_FILE,
+    EAR_DECODER_FILE,
+    ENCODER_FILE,
+    PROJECTOR_FILE,
+    audio_encoder_graph,
+    ear_graph_int8,
+    ear_graphs,
+)
+from simulsa.export.quantize import EAR_INT8_FILES, EAR_QUANTIZE
 from simulsa.export.wrappers import BlockEncoderWrapper, WindowEncoderWrapper
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
 from simulsa.runtime.bundle_records import AudioRecord, EarRecord, GraphIO
@@ -62,14 +72,32 @@ class ExportFamily:
     audio_graphs: AudioGraphs
     audio_record: Callable[[SpeechLM], AudioRecord]
     quantized_graphs: tuple[str, ...] = (ENCODER_FILE, DECODER_FILE)  # graph files an int8/int4 export quantizes
+    int8_writer: Callable[[SpeechLM, str, Path], None] | None = None  # (model, file name, path): audio graphs in 8 bits
+    ear_int8: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # --ear-quantize -> files it writes
 
+    def __post_init__(self) -> None:
+        if bool(self.int8_writer) != bool(self.ear_int8) or (self.ear_int8 and set(self.ear_int8) != set(EAR_QUANTIZE)):
+            raise ValueError("an export family with an int8_writer names the files each --ear-quantize choice writes")
+
+    def quantized(self, ear: str) -> tuple[str, ...]:
+        """The graph files an int8/int4 export with `--ear-quantize ear` quantizes."""
+        return (*self.ear_int8.get(ear, ()), *self.quantized_graphs)
+
+    def written_int8(self, ear: str) -> tuple[str, ...]:
+        return self.ear_int8.get(ear, ())
+
+
+_EAR_INT8 = {choice: tuple(files) for choice, files in EAR_INT8_FILES.items()}
+assert {name for files in _EAR_INT8.values() for name in files} == {ENCODER_FILE, EAR_DECODER_FILE, PROJECTOR_FILE}
 
 EXPORT_FAMILIES: dict[str, ExportFamily] = {
     "composite": ExportFamily(audio_graphs=_block_encoder, audio_record=_block_audio),
     "qwen2-audio": ExportFamily(audio_graphs=_window_encoder, audio_record=_window_audio),
-    # whisper-tokens keeps its ear in fp32: the encoder runs every step and int8 made Whisper-base's encoder slower
-    # (0.84x, docs/performance.md), and the transcript decides everything downstream.
-    "whisper-tokens": ExportFamily(audio_graphs=ear_graphs, audio_record=_ear_audio, quantized_graphs=(DECODER_FILE,)),
+    # whisper-tokens' ear graphs in 8-bit blocks (MatMulNBits, int8 token tables) as --ear-quantize chooses: measured
+    # on the default in docs/performance.md (2026-12-05); dynamic int8 (MatMulInteger) had made Whisper-base's encoder
+    # slower (0.84x), blocks do not. The LM decoder is quantized as in every family.
+    "whisper-tokens": ExportFamily(audio_graphs=ear_graphs, audio_record=_ear_audio, quantized_graphs=(DECODER_FILE,),
+                                   int8_writer=ear_graph_int8, ear_int8=_EAR_INT8),
 }
 
 

@@ -80,6 +80,27 @@ def ear_graphs(model: SpeechLM, folder: Path) -> tuple[dict[str, GraphIO], dict[
     return io, {"audio_encoder": ENCODER_FILE, "ear_decoder": EAR_DECODER_FILE, "projector": PROJECTOR_FILE}
 
 
+def _whisper_weights(model: SpeechLM) -> tuple[dict[str, np.ndarray], object]:
+    from simulsa.export.ear_builder import WhisperShape
+
+    weights = {name: tensor.detach().float().numpy() for name, tensor in model.whisper.state_dict().items()}
+    return weights, WhisperShape.from_config(model.whisper.config.to_dict())
+
+
+def ear_graph_int8(model: SpeechLM, name: str, path: Path) -> None:
+    """whisper-tokens' ear graph `name` in 8 bits, written anew from the weights by export/ear_builder.py (the same
+    graph as the traced one, checked by tests/export/test_ear_builder.py): quantizing the traced graph would leave
+    Whisper's tied 51,865-row table in float32, shared by the embedding and the head."""
+    from simulsa.export.ear_builder import build_ear_decoder, build_ear_encoder, build_projector
+
+    if name == PROJECTOR_FILE:
+        state = {key: tensor.detach().float().numpy() for key, tensor in model.projector.state_dict().items()}
+        build_projector(state, model.whisper.config.d_model, path, int8=True)
+        return
+    weights, shape = _whisper_weights(model)
+    {ENCODER_FILE: build_ear_encoder, EAR_DECODER_FILE: build_ear_decoder}[name](weights, shape, path, int8=True)
+
+
 def dedupe_constants(path: Path, min_elements: int = 1 << 20) -> int:
     """Fold identical large Constant nodes into one; returns how many copies were dropped.
 

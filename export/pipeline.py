@@ -134,13 +134,17 @@ def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, record
         _, kept = write_fused_decoder(model, folder / name, options.mode, graph, options.block_size, options.keep_fp32,
                                       options.head)  # fmt: skip
         return kept
+    family = export_family(model)
+    if name in family.written_int8(options.ear):  # audio graphs written anew in 8 bits from the weights (export/families.py)
+        family.int8_writer(model, name, folder / name)
+        return []
     bits = options.bits if name == DECODER_FILE else ENCODER_BITS
     return quantize_graph(fp32 / name, folder / name, options, bits)
 
 
 def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRecord, options: QuantizeOptions,
                      kept_tokens: tuple[int, ...] | None) -> None:  # fmt: skip
-    quantized = export_family(model).quantized_graphs
+    quantized = export_family(model).quantized(options.ear)
     kept = {name: tuple(_quantize_graph(model, fp32, folder, name, record, options, kept_tokens)) for name in quantized}
     table, scales = quantize_embeddings(np.load(fp32 / EMBED_FILE))
     np.save(folder / EMBED_FILE, table)

@@ -33,6 +33,17 @@ ENCODER_BITS = 8  # audio graphs stay 8-bit under int4: small, run on every step
 BLOCK_SIZE = 32  # weights per scale along the input dimension
 ACCURACY_LEVEL = 4  # MatMulNBits: int8 activations and int8 dot products
 EMBED_SCALES_FILE = "embed_scales.npy"
+# whisper-tokens: which ear graphs an int8/int4 export writes in 8 bits (export/families.py names the files). Measured on
+# the default (docs/performance.md, 2026-12-05): "decoder" (Whisper's decoder and its 51,865-row table) cuts the
+# stream --example peak 0.87 -> 0.65 GB for -0.9 BLEU at 1000 ms hold 3; "all" 0.55 GB for -2.4 (offline unchanged).
+EAR_INT8_FILES = {"none": (), "decoder": ("ear_decoder.onnx",), "all": ("audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx")}
+EAR_QUANTIZE = tuple(EAR_INT8_FILES)
+
+
+def ear_quantize_of(quantized_graphs: tuple[str, ...]) -> str:
+    """The --ear-quantize choice a whisper-tokens bundle was exported with, from its quantization record's graphs."""
+    ear = set(quantized_graphs) & {name for files in EAR_INT8_FILES.values() for name in files}
+    return next(choice for choice, files in EAR_INT8_FILES.items() if set(files) == ear)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +52,15 @@ class QuantizeOptions:
     keep_fp32: tuple[str, ...] = ()  # regexes on ONNX node names that stay fp32, e.g. "lm_head"
     block_size: int = BLOCK_SIZE  # MatMulNBits weights per scale
     head: str | None = None  # fused decoders: the output head's own mode (int8 over int4 layers); None: `mode`
+    ear: str = "decoder"  # whisper-tokens: which ear graphs go 8-bit (EAR_QUANTIZE)
 
     def __post_init__(self) -> None:
         if self.mode not in QUANTIZE_MODES:
             raise SimulsaError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.mode!r}")
         if self.head is not None and self.head not in QUANTIZE_MODES:
             raise SimulsaError(f"--head-quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.head!r}")
+        if self.ear not in EAR_QUANTIZE:
+            raise SimulsaError(f"--ear-quantize must be one of {', '.join(EAR_QUANTIZE)}, got {self.ear!r}")
         if self.block_size not in (16, 32, 64, 128, 256):
             raise SimulsaError(f"--block-size must be 16, 32, 64, 128 or 256, got {self.block_size}")
         for pattern in self.keep_fp32:

@@ -27,7 +27,7 @@ from simulsa.export.ear_builder import WhisperShape, build_ear_decoder, build_ea
 from simulsa.export.fused_decoder import FusedDecoderOptions, build_fused_decoder, row_blocks
 from simulsa.export.gguf_weights import GgufWeights
 from simulsa.export.lm_architecture import LmArchitecture
-from simulsa.export.quantize import ACCURACY_LEVEL, quantize_embeddings
+from simulsa.export.quantize import ACCURACY_LEVEL, EAR_INT8_FILES, quantize_embeddings
 from simulsa.export.vocabulary import KEPT_FILE, KeptRows, VocabMap
 from simulsa.runtime import __version__
 from simulsa.runtime.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, WHISPER_WINDOW_S
@@ -216,10 +216,11 @@ def _ear_record(inputs: Mapping[str, Any], shape: WhisperShape) -> AudioRecord:
                                      sentence_end_ids=tuple(ear["sentence_end_ids"])))  # fmt: skip
 
 
-def _quantization_record() -> QuantizationRecord:
+def _quantization_record(ear_int8: tuple[str, ...]) -> QuantizationRecord:
     return QuantizationRecord(
-        mode="int8", bits=8, block_size=BLOCK_SIZE, head="int8", ops=("MatMul",), graphs=(FILES.decoder,),
-        method=f"onnxruntime MatMulNBits: 8-bit symmetric decoder weights in blocks of {BLOCK_SIZE}, accuracy_level "
+        mode="int8", bits=8, block_size=BLOCK_SIZE, head="int8", ops=("MatMul",), graphs=(*ear_int8, FILES.decoder),
+        method=f"onnxruntime MatMulNBits: 8-bit symmetric decoder weights ({', '.join(ear_int8) or 'ear in fp32'}: 8-bit, "
+               f"token tables int8) in blocks of {BLOCK_SIZE}, accuracy_level "
                f"{ACCURACY_LEVEL} (int8 activations and dot products); built without torch",
         embed_tokens="int8 rows x per-row float32 scales (embed_scales.npy)")  # fmt: skip
 
@@ -236,9 +237,10 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
     projector = projector_weights(sources.default_dir, write_embeddings(weights, arch, sources.default_dir, out, kept))
     whisper, shape = whisper_weights(sources.whisper_bin)
     on_step("ear graphs")
-    io = {"audio_encoder": build_ear_encoder(whisper, shape, out / FILES.audio_encoder),
-          "ear_decoder": build_ear_decoder(whisper, shape, out / FILES.ear_decoder),
-          "projector": build_projector(projector, shape.d_model, out / FILES.projector)}  # fmt: skip
+    int8 = EAR_INT8_FILES[inputs.get("ear_quantize", "none")]  # as packaged (train/build_inputs.py); none before 2026-12-05
+    io = {"audio_encoder": build_ear_encoder(whisper, shape, out / FILES.audio_encoder, int8=FILES.audio_encoder in int8),
+          "ear_decoder": build_ear_decoder(whisper, shape, out / FILES.ear_decoder, int8=FILES.ear_decoder in int8),
+          "projector": build_projector(projector, shape.d_model, out / FILES.projector, int8=FILES.projector in int8)}  # fmt: skip
     del whisper, projector
     on_step("decoder int8")
     options = FusedDecoderOptions(quantize="int8", block_size=BLOCK_SIZE, max_length=MAX_LENGTH)
@@ -262,7 +264,7 @@ def build_default(sources: DefaultSources, out: Path, on_step: Callable[[str], N
         decoder=DecoderRecord(kind="fused", files=tuple(files), inputs=FUSED_INPUTS, outputs=("logits",),
                               kv_layout="(batch, kv_heads, buffer, head_dim), one buffer bound to past and present",
                               max_length=MAX_LENGTH, kv_capacity=DEFAULT_KV_CAPACITY),
-        quantization=_quantization_record(), tokenizer=TokenizerRecord(decode_only=True),
+        quantization=_quantization_record(int8), tokenizer=TokenizerRecord(decode_only=True),
         source=SourceRecord(model=f"{sources.default_dir} over {sources.gguf.name} and whisper-base",
                             notices=tuple(notices)),
         vocabulary=vocabulary,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from simulsa.export.quantize import ear_quantize_of
 from simulsa.export.torch_free_default import BUILD_INPUTS, TOKEN_PIECES, reference_record
 from simulsa.export.vocabulary import KEPT_FILE
 from simulsa.runtime import default_model as shipped
@@ -61,6 +62,7 @@ def record_build_inputs(base: Path, bundle_path: Path, out: Path = shipped.DEFAU
                       "sentence_end_ids": list(sentence_end_ids(texts))},
               "prompt": bundle.record.to_json()["prompt"],
               "tokenizer": tokenizer_template(json.loads(bundle.file("tokenizer").read_text(encoding="utf-8"))),
+              "ear_quantize": ear_quantize_of(bundle.record.quantization.graphs),  # the build writes the ear the same way
               "reference": reference_record(bundle_path)}  # fmt: skip
     if bundle.record.vocabulary:  # a pruned default: the kept tokens travel beside the inputs
         shutil.copy(bundle_path / bundle.record.vocabulary.file, out / KEPT_FILE)

@@ -68,3 +68,46 @@ def test_the_decoder_sees_no_future_token(model, tmp_path):
     inputs[0] = torch.tensor([[1, 2, 3, 9]])
     second = _run(tmp_path / "decoder.onnx", tuple(inputs))[2]
     assert np.allclose(first[:, :3], second[:, :3], atol=1e-6) and not np.allclose(first[:, 3], second[:, 3])
+
+
+def _initializers(path):
+    import onnx
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
+def _nodes(path):
+    import onnx
+
+    return list(onnx.load(str(path)).graph.node)
+
+
+def test_int8_ear_graphs_stay_near_float_and_keep_no_float_token_table(model, tmp_path):
+    """int8=True: MatMul weights in 8-bit blocks and the token tables as int8 rows; outputs near the float graphs."""
+    weights, shape = _numpy(model.whisper.state_dict()), WhisperShape.from_config(model.whisper.config.to_dict())
+    projector = _numpy(model.projector.state_dict())
+    wrappers = EarEncoderWrapper(model), EarDecoderWrapper(model), EarProjectorWrapper(model)
+    inputs = [(torch.randn(1, shape.n_mels, 200),), wrappers[1].example_inputs(positions=100), wrappers[2].example_inputs()]
+    outputs = {}
+    for int8 in (False, True):
+        folder = tmp_path / ("int8" if int8 else "float")
+        folder.mkdir()
+        build_ear_encoder(weights, shape, folder / "encoder.onnx", int8=int8)
+        build_ear_decoder(weights, shape, folder / "decoder.onnx", int8=int8)
+        build_projector(projector, shape.d_model, folder / "projector.onnx", int8=int8)
+        outputs[int8] = [_run(folder / f"{name}.onnx", case) for name, case in zip(("encoder", "decoder", "projector"), inputs)]
+    vocab = weights["model.decoder.embed_tokens.weight"].shape[0]
+    for name in ("encoder", "decoder", "projector"):
+        held = _initializers(tmp_path / "int8" / f"{name}.onnx")
+        float_tables = [k for k, v in held.items() if v.dtype == np.float32 and vocab in v.shape and v.size > vocab]
+        assert not float_tables, f"{name} keeps a float token table: {float_tables}"
+        nodes = _nodes(tmp_path / "int8" / f"{name}.onnx")
+        float_products = [n.name for n in nodes if n.op_type == "MatMul" and n.input[1] in held]
+        assert not float_products and any(n.op_type == "MatMulNBits" for n in nodes), (name, float_products)
+    for (got, want, index) in [(outputs[True][0][0], outputs[False][0][0], "encoder cross.0.key"),
+                               (outputs[True][1][2], outputs[False][1][2], "decoder hidden"),
+                               (outputs[True][2][0], outputs[False][2][0], "projector audio_embeds")]:  # fmt: skip
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max(), index
+    top_int8, top_float = outputs[True][1][1][..., 0], outputs[False][1][1][..., 0]  # the decoder's best token per position
+    assert (top_int8 == top_float).mean() >= 0.75

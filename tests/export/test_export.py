@@ -86,8 +86,12 @@ def test_int8_runs_integer_kernels_and_is_smaller(bundles, name):
 
     ratio = lm_weights(fp32, ["embed_tokens.npy"]) / lm_weights(int8, ["embed_tokens.npy", "embed_scales.npy"])
     assert ratio >= 3.0, ratio
-    if name == "whisper-tokens":  # the ear stays fp32 by design (export/families.py quantized_graphs)
-        for graph_file in ("audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx"):
+    if name == "whisper-tokens":  # --ear-quantize decoder (the default): Whisper's decoder in 8 bits, the rest as fp32
+        ear = onnx.load(str(int8 / "ear_decoder.onnx")).graph
+        held = {init.name for init in ear.initializer}
+        assert any(n.op_type == "MatMulNBits" for n in ear.node)
+        assert not [n.name for n in ear.node if n.op_type == "MatMul" and n.input[1] in held]
+        for graph_file in ("audio_encoder.onnx", "projector.onnx"):
             assert (int8 / graph_file).read_bytes() == (fp32 / graph_file).read_bytes()
         assert bundles[name, "int8"].compression > 1.1
     else:  # the rotary tables (positions, fp32 in both) left out: in a tiny LM they outweigh its weights
@@ -197,10 +201,25 @@ def test_bad_options():
         QuantizeOptions("int3")
     with pytest.raises(SimulsaError, match="--block-size must be 16, 32, 64, 128 or 256, got 48"):
         QuantizeOptions("int4", block_size=48)
+    with pytest.raises(SimulsaError, match="--ear-quantize must be one of none, decoder, all, got 'encoder'"):
+        QuantizeOptions("int8", ear="encoder")
     from simulsa.export.graphs import DecoderGraphOptions
 
     with pytest.raises(SimulsaError, match="--decoder must be auto, fused or torchscript, got 'tflite'"):
         DecoderGraphOptions("tflite")
+
+
+def test_ear_quantize_all_writes_every_ear_graph_in_8_bits(trained_dirs, tmp_path):
+    """--ear-quantize all: encoder and projector too (written anew from the weights), and the bundle still runs."""
+    result = run_export(ExportOptions(checkpoint=str(trained_dirs["whisper-tokens"]), out=tmp_path / "all",
+                                      quantize=QuantizeOptions("int8", ear="all")))  # fmt: skip
+    meta = json.loads((tmp_path / "all" / "bundle.json").read_text())
+    assert meta["quantization"]["graphs"] == ["audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx", "decoder.onnx"]
+    for graph_file in ("audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx"):
+        ear = onnx.load(str(tmp_path / "all" / graph_file)).graph
+        held = {init.name for init in ear.initializer}
+        assert not [n.name for n in ear.node if n.op_type == "MatMul" and n.input[1] in held], graph_file
+    assert result.reports and result.reports[-1].precision == "int8"  # measured against torch, as every int8 bundle
 
 
 def test_torch_reference_runs_the_same_session(bundles, trained_dirs, speech_like):

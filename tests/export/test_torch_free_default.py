@@ -136,6 +136,8 @@ def _same_bundle(root: Path, out: Path) -> None:
     assert built.record.prompt == reference.record.prompt and built.record.audio == reference.record.audio
     assert built.record.dims == reference.record.dims and built.io("ear_decoder") == reference.io("ear_decoder")
     assert built.record.vocabulary == reference.record.vocabulary
+    # the ear's precision as packaged (build_inputs.json ear_quantize, recorded from the torch bundle's graphs)
+    assert built.record.quantization.graphs == reference.record.quantization.graphs == ("ear_decoder.onnx", "decoder.onnx")
     from tokenizers import Tokenizer
 
     ours, theirs = (Tokenizer.from_file(str(b.file("tokenizer"))) for b in (built, reference))
