@@ -17,7 +17,7 @@ for ax, hold in zip(axes, (0, 3)):
         if not path.exists():
             continue
         configs = json.loads(path.read_text())["configs"]
-        points = sorted((c["LAAL"], c["BLEU"]) for c in configs.values() if c.get("hold") == hold or c["policy"] == "offline")
+        points = sorted((c["LAAL"], c["BLEU"]) for key, c in configs.items() if key == "offline" or c.get("hold") == hold)
         ax.plot(*zip(*points), "-" if "SimulSA" in name else ":", marker="o", color=color, label=name)
     ax.set_title(f"hold {hold}: 500 ms, 1000 ms, offline"); ax.set_xlabel("LAAL (ms)"); ax.grid(alpha=0.3)
 axes[0].set_ylabel("BLEU (everyday 1-80 x 2 voices, hand references)"); axes[1].legend(fontsize=8)
