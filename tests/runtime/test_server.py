@@ -335,7 +335,7 @@ def test_ctrl_c_on_a_live_source_still_gets_the_finals_and_the_end(served, speec
     def microphone():  # like --mic: blocks forever, until the user presses Ctrl-C
         for k in range(10_000):
             yield speech_like[(k % 20) * 1600 : (k % 20 + 1) * 1600]
-            time.sleep(0.01)
+            time.sleep(0.025)  # 40 frames a second: under the server's 50 even while Ctrl-C takes a while to land
             if k == 20:
                 _thread.interrupt_main()  # Ctrl-C, delivered to the main thread (the reader)
 
