@@ -76,8 +76,10 @@ class ExportFamily:
     ear_int8: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # --ear-quantize -> files it writes
 
     def __post_init__(self) -> None:
-        if bool(self.int8_writer) != bool(self.ear_int8) or (self.ear_int8 and set(self.ear_int8) != set(EAR_QUANTIZE)):
-            raise ValueError("an export family with an int8_writer names the files each --ear-quantize choice writes")
+        named = {name for files in self.ear_int8.values() for name in files}
+        if bool(self.int8_writer) != bool(self.ear_int8) or (self.ear_int8 and set(self.ear_int8) != set(EAR_QUANTIZE)) \
+                or not named <= {ENCODER_FILE, EAR_DECODER_FILE, PROJECTOR_FILE}:
+            raise ValueError("an export family with an int8_writer names the ear files each --ear-quantize choice writes")
 
     def quantized(self, ear: str) -> tuple[str, ...]:
         """The graph files an int8/int4 export with `--ear-quantize ear` quantizes."""
@@ -87,9 +89,6 @@ class ExportFamily:
         return self.ear_int8.get(ear, ())
 
 
-_EAR_INT8 = {choice: tuple(files) for choice, files in EAR_INT8_FILES.items()}
-assert {name for files in _EAR_INT8.values() for name in files} == {ENCODER_FILE, EAR_DECODER_FILE, PROJECTOR_FILE}
-
 EXPORT_FAMILIES: dict[str, ExportFamily] = {
     "composite": ExportFamily(audio_graphs=_block_encoder, audio_record=_block_audio),
     "qwen2-audio": ExportFamily(audio_graphs=_window_encoder, audio_record=_window_audio),
@@ -97,7 +96,7 @@ EXPORT_FAMILIES: dict[str, ExportFamily] = {
     # on the default in docs/performance.md (2026-12-05); dynamic int8 (MatMulInteger) had made Whisper-base's encoder
     # slower (0.84x), blocks do not. The LM decoder is quantized as in every family.
     "whisper-tokens": ExportFamily(audio_graphs=ear_graphs, audio_record=_ear_audio, quantized_graphs=(DECODER_FILE,),
-                                   int8_writer=ear_graph_int8, ear_int8=_EAR_INT8),
+                                   int8_writer=ear_graph_int8, ear_int8=EAR_INT8_FILES),
 }
 
 

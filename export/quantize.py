@@ -43,7 +43,10 @@ EAR_QUANTIZE = tuple(EAR_INT8_FILES)
 def ear_quantize_of(quantized_graphs: tuple[str, ...]) -> str:
     """The --ear-quantize choice a whisper-tokens bundle was exported with, from its quantization record's graphs."""
     ear = set(quantized_graphs) & {name for files in EAR_INT8_FILES.values() for name in files}
-    return next(choice for choice, files in EAR_INT8_FILES.items() if set(files) == ear)
+    for choice, files in EAR_INT8_FILES.items():
+        if set(files) == ear:
+            return choice
+    raise SimulsaError(f"quantized graphs {sorted(quantized_graphs)} match no --ear-quantize choice; export the bundle again")
 
 
 @dataclasses.dataclass(frozen=True)

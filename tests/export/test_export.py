@@ -209,6 +209,17 @@ def test_bad_options():
         DecoderGraphOptions("tflite")
 
 
+def test_the_ear_quantize_choice_is_read_back_from_the_graphs_a_bundle_quantized():
+    from simulsa.export.quantize import ear_quantize_of
+    from simulsa.runtime.errors import SimulsaError
+
+    assert ear_quantize_of(("decoder.onnx",)) == "none"
+    assert ear_quantize_of(("ear_decoder.onnx", "decoder.onnx")) == "decoder"
+    assert ear_quantize_of(("audio_encoder.onnx", "ear_decoder.onnx", "projector.onnx", "decoder.onnx")) == "all"
+    with pytest.raises(SimulsaError, match="match no --ear-quantize choice"):
+        ear_quantize_of(("projector.onnx", "decoder.onnx"))
+
+
 def test_ear_quantize_all_writes_every_ear_graph_in_8_bits(trained_dirs, tmp_path):
     """--ear-quantize all: encoder and projector too (written anew from the weights), and the bundle still runs."""
     result = run_export(ExportOptions(checkpoint=str(trained_dirs["whisper-tokens"]), out=tmp_path / "all",
