@@ -192,6 +192,7 @@ def train(
 
 @command("export", epilog="Examples:\n\n  simulsa export ckpt --out bundle --quantize int8\n\n"
              "  simulsa export ckpt --out bundle --quantize int4 --block-size 32\n\n"
+             "  simulsa export ckpt --out gpu_bundle --quantize int4 --dtype float16   (onnxruntime-gpu)\n\n"
              "  simulsa export ckpt --out old --decoder torchscript   (the previous graph, to compare)\n\n"
              "  simulsa export ckpt --out small --prune-vocab spanish_words.txt --prune-vocab corpus.txt")  # fmt: skip
 @reports_errors
@@ -205,6 +206,8 @@ def export_bundle(
     ear_quantize: Annotated[str, typer.Option(
         help="whisper-tokens: which ear graphs go 8-bit under int8/int4: decoder (Whisper's decoder and its token "
              "table), all (also the encoder and projector: least memory, -2 BLEU streaming on the default), none.")] = "decoder",
+    dtype: Annotated[str, typer.Option(help="The quantized fused decoder's activations and K/V: float32, or float16 "
+                                            "(for onnxruntime-gpu: its GroupQueryAttention runs in half precision).")] = "float32",
     decoder: Annotated[str, typer.Option(help="auto: the fused graph (KV buffers bound in place) where the builder knows "
                                               "the LM, else torchscript; or force one of them.")] = "auto",
     max_length: Annotated[int, typer.Option(help="Fused decoder: the longest sequence it decodes (positions).")] = 4096,
@@ -224,7 +227,7 @@ def export_bundle(
     from simulsa.export.quantize import QuantizeOptions
 
     options_quantize = QuantizeOptions(mode=quantize, keep_fp32=tuple(keep_fp32 or ()), block_size=block_size,
-                                       head=head_quantize, ear=ear_quantize)  # fmt: skip
+                                       head=head_quantize, ear=ear_quantize, dtype=dtype)  # fmt: skip
     result = run_export(ExportOptions(checkpoint=checkpoint, out=out, quantize=options_quantize, verify=verify, force=force,
                                       full_tokenizer=full_tokenizer, decoder=DecoderGraphOptions(decoder, max_length),
                                       prune_vocab=tuple(prune_vocab or ())))  # fmt: skip

@@ -16,6 +16,10 @@ Graph inputs and outputs (names in runtime/bundle.py):
     total_sequence_length () int32: max over rows ─┼─► logits (B, 1, V): the last position only
     past_key_values.{i}.key|value (B, KV, M, D) ───┘   present.{i}.key|value: the same buffers, written in place
 
+With `dtype="float16"` the graph computes in half precision (the embeddings are cast on the way in and
+the logits back to float32 on the way out; the K/V buffers are float16), as the CUDA provider's
+GroupQueryAttention needs.
+
 M is the buffer the runtime allocates and binds to both past and present (IO binding): a step
 writes only its S new positions, so no past is copied, and "roll back to a prefix" is a smaller
 length. onnxruntime's GroupQueryAttention takes S > 1 on top of a past only for B = 1, so batched
@@ -45,6 +49,7 @@ from simulsa.runtime.errors import SimulsaError
 DECODER_OPSET = 17
 MS_DOMAIN = "com.microsoft"
 WEIGHT_BITS = {"none": 0, "int8": 8, "int4": 4}  # quantization mode -> MatMulNBits bits (0: fp32 MatMul)
+COMPUTE_DTYPES = {"float32": np.float32, "float16": np.float16}  # activations, norms, scales and the K/V buffers
 EXTERNAL_DATA_ABOVE = 1_800_000_000  # bytes of weights past which they go to a side file (protobuf stops at 2 GB)
 DATA_ALIGNMENT = 4096  # side-file offsets aligned so onnxruntime can map each tensor directly
 
@@ -57,6 +62,7 @@ class FusedDecoderOptions:
     max_length: int = 4096  # positions the rotary tables cover: the longest sequence the graph can decode
     head_quantize: str | None = None  # the output head's own mode (e.g. int8 over int4 layers); None: `quantize`
     keep_fp32: tuple[str, ...] = ()  # regexes on projection names (e.g. "lm_head", "layers\\.0\\.") kept as fp32 MatMul
+    dtype: str = "float32"  # float16: half activations and K/V (onnxruntime's CUDA GroupQueryAttention needs it)
 
     def __post_init__(self) -> None:
         for name, mode in (("quantize", self.quantize), ("head_quantize", self.head_quantize or self.quantize)):
@@ -66,6 +72,8 @@ class FusedDecoderOptions:
             raise SimulsaError(f"block_size must be a power of two >= 16, got {self.block_size}")
         if self.max_length < 16:
             raise SimulsaError(f"max_length must be at least 16, got {self.max_length}")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise SimulsaError(f"dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.dtype!r}")
 
 
 class WeightSource(Protocol):
@@ -120,18 +128,23 @@ class StateDictSource:
 
 
 class _GraphWriter:
-    """Nodes and initializers with hierarchical names; weights inline or streamed into a side file."""
+    """Nodes and initializers with hierarchical names; weights inline or streamed into a side file.
 
-    def __init__(self, data_path: Path | None) -> None:
+    Floating constants are stored in the graph's compute dtype (norms, scales, rotary tables and fp32-kept
+    weights follow the activations they meet)."""
+
+    def __init__(self, data_path: Path | None, float_dtype: type = np.float32) -> None:
         self.nodes: list = []
         self.initializers: list = []
         self.data_path = data_path
         self.data = data_path.open("wb") if data_path else None
+        self.float_dtype = float_dtype
 
     def constant(self, name: str, array: np.ndarray) -> str:
         from onnx import TensorProto, numpy_helper
 
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        array = np.ascontiguousarray(array.astype(self.float_dtype) if array.dtype.kind == "f" else array)
         if self.data is None or array.nbytes < 1024:
             self.initializers.append(numpy_helper.from_array(array, name))
             return name
@@ -300,8 +313,9 @@ class _DecoderBuilder:
         return self.blocked_linear(last, name, self.arch.vocab_size, self.arch.hidden_size, "lm_head", head_bits)
 
     def build(self) -> str:
+        """The layers and the head; float32 embeddings in and float32 logits out whatever the compute dtype."""
         arch, sandwich = self.arch, self.arch.traits.sandwich_norms
-        residual = FUSED_INPUTS[0]
+        residual = self.cast(FUSED_INPUTS[0], self.g.float_dtype, "inputs_embeds/Cast")
         x = self.rms_norm(residual, "layers.0.input_layernorm.weight", "layers.0.input_layernorm")
         for i in range(arch.num_layers):
             attn = self.attention(i, x)
@@ -314,7 +328,13 @@ class _DecoderBuilder:
                 mlp = self.rms_norm(mlp, f"layers.{i}.post_feedforward_layernorm.weight", f"layers.{i}.post_feedforward_layernorm")
             following = f"layers.{i + 1}.input_layernorm" if i + 1 < arch.num_layers else "norm"
             x, residual = self.skip_norm(mlp, residual, f"{following}.weight", following)
-        return self.head(x)
+        return self.cast(self.head(x), np.float32, "logits/Cast")
+
+    def cast(self, x: str, dtype: type, name: str) -> str:
+        """x as `dtype`; no node when the graph already computes in it (float32 graphs stay as they were)."""
+        if self.g.float_dtype == np.float32:
+            return x
+        return self.g.node("Cast", [x], name, to=_onnx_type(dtype))[0]
 
 
 def _silu(g: _GraphWriter, x: str, prefix: str) -> str:
@@ -329,7 +349,7 @@ ACTIVATION_NODES: dict[str, Callable[[_GraphWriter, str, str], str]] = {"silu": 
 
 
 def weight_bytes(arch: LmArchitecture, options: FusedDecoderOptions) -> int:
-    bits = WEIGHT_BITS[options.quantize] or 32
+    bits = WEIGHT_BITS[options.quantize] or np.dtype(COMPUTE_DTYPES[options.dtype]).itemsize * 8
     return arch.parameter_count() * bits // 8
 
 
@@ -342,7 +362,7 @@ def build_fused_decoder(arch: LmArchitecture, weights: WeightSource, options: Fu
     from onnx import TensorProto, helper
 
     external = weight_bytes(arch, options) > EXTERNAL_DATA_ABOVE
-    writer = _GraphWriter(path.with_name(path.name + ".data") if external else None)
+    writer = _GraphWriter(path.with_name(path.name + ".data") if external else None, COMPUTE_DTYPES[options.dtype])
     try:
         builder = _DecoderBuilder(arch, weights, options, writer)
         builder.build()
@@ -350,6 +370,7 @@ def build_fused_decoder(arch: LmArchitecture, weights: WeightSource, options: Fu
         writer.close()
     writer.nodes[-1].output[0] = "logits"  # the head's product is the graph output
     kv_shape = ["batch", arch.num_kv_heads, "max_length", arch.head_dim]
+    kv_type = _onnx_type(COMPUTE_DTYPES[options.dtype])
     embeds, seqlens, total = FUSED_INPUTS
     inputs = [helper.make_tensor_value_info(embeds, TensorProto.FLOAT, ["batch", "new", arch.hidden_size]),
               helper.make_tensor_value_info(seqlens, TensorProto.INT32, ["batch"]),
@@ -357,8 +378,8 @@ def build_fused_decoder(arch: LmArchitecture, weights: WeightSource, options: Fu
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, arch.vocab_size])]
     for i in range(arch.num_layers):
         for past, present in ((PAST_KEY, PRESENT_KEY), (PAST_VALUE, PRESENT_VALUE)):
-            inputs.append(helper.make_tensor_value_info(past.format(i), TensorProto.FLOAT, kv_shape))
-            outputs.append(helper.make_tensor_value_info(present.format(i), TensorProto.FLOAT, kv_shape))
+            inputs.append(helper.make_tensor_value_info(past.format(i), kv_type, kv_shape))
+            outputs.append(helper.make_tensor_value_info(present.format(i), kv_type, kv_shape))
     graph = helper.make_graph(writer.nodes, "simulsa_fused_decoder", inputs, outputs, writer.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DECODER_OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
                               producer_name="simulsa")  # fmt: skip

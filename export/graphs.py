@@ -146,6 +146,7 @@ class DecoderGraphOptions:
     kind: str = "auto"  # auto (fused where the builder knows the LM, else torchscript) | fused | torchscript
     max_length: int = 4096  # fused: the longest sequence the graph decodes (its rotary tables)
     kept_tokens: tuple[int, ...] | None = None  # a pruned vocabulary's original ids (export/vocabulary.py); fused only
+    dtype: str = "float32"  # fused: the graph's compute and K/V dtype (float16 for the CUDA provider)
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", *DECODER_KINDS):
@@ -183,7 +184,7 @@ def write_fused_decoder(model: SpeechLM, path: Path, quantize: str, options: Dec
         kept = np.asarray(options.kept_tokens, dtype=np.int64)
         weights, arch = KeptRows(weights, kept), dataclasses.replace(arch, vocab_size=int(kept.size))
     graph_options = FusedDecoderOptions(quantize=quantize, block_size=block_size, max_length=options.max_length,
-                                        keep_fp32=keep_fp32, head_quantize=head_quantize)  # fmt: skip
+                                        keep_fp32=keep_fp32, head_quantize=head_quantize, dtype=options.dtype)  # fmt: skip
     return build_fused_decoder(arch, weights, graph_options, path)
 
 

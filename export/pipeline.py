@@ -130,7 +130,7 @@ def _quantize_graph(model: SpeechLM, fp32: Path, folder: Path, name: str, record
     """One graph at the mode's bits (audio graphs at ENCODER_BITS); a fused decoder is rewritten from the weights."""
     decoder = record.decoder
     if name == DECODER_FILE and decoder.kind == "fused":
-        graph = DecoderGraphOptions("fused", decoder.max_length, kept_tokens)
+        graph = DecoderGraphOptions("fused", decoder.max_length, kept_tokens, dtype=options.dtype)
         _, kept = write_fused_decoder(model, folder / name, options.mode, graph, options.block_size, options.keep_fp32,
                                       options.head)  # fmt: skip
         return kept
@@ -161,7 +161,8 @@ def _write_quantized(model: SpeechLM, fp32: Path, folder: Path, record: BundleRe
         ops=("MatMul",), graphs=tuple(quantized), keep_fp32_patterns=tuple(options.keep_fp32), fp32_nodes=kept,
         embed_tokens="int8 rows x per-row float32 scales (embed_scales.npy)")  # fmt: skip
     files = dataclasses.replace(record.files, embed_scales=EMBED_SCALES_FILE)
-    write_bundle_json(folder, dataclasses.replace(record, files=files, quantization=quantization))
+    decoder = dataclasses.replace(record.decoder, dtype=options.dtype)
+    write_bundle_json(folder, dataclasses.replace(record, files=files, decoder=decoder, quantization=quantization))
 
 
 def _verified(model: SpeechLM, folder: Path, precision: str, kept_tokens: tuple[int, ...] | None) -> VerificationReport:
@@ -184,6 +185,9 @@ def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = N
         step("load + merge")
         model, source = load_merged(options.checkpoint)
         options, vocab_map = _with_vocabulary(model, options)
+        if options.quantize.dtype != "float32" and resolve_decoder_kind(model, options.decoder) != "fused":
+            raise ExportError(f"--dtype {options.quantize.dtype} needs the fused decoder graph, which does not know "
+                              "this LM (or --decoder torchscript was asked for); export without --dtype")  # fmt: skip
         kept_tokens = options.decoder.kept_tokens
         reports: list[VerificationReport] = []
         with atomic_dir(options.out, options.force) as tmp:
@@ -201,7 +205,8 @@ def run_export(options: ExportOptions, on_step: Callable[[str], None] | None = N
                 shutil.rmtree(fp32)
                 if options.verify:
                     step(f"verify {mode}")
-                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), mode, kept_tokens))
+                    label = mode if options.quantize.dtype == "float32" else f"{mode} {options.quantize.dtype}"
+                    reports.append(verify_bundle(model, OnnxSpeechModel(load_bundle(tmp)), label, kept_tokens))
             _finish(tmp, reports)
     return ExportResult(options.out, reports, fp32_bytes, weights_bytes(options.out))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simulsa.runtime.bundle_records import DECODER_DTYPES
 from simulsa.runtime.errors import SimulsaError
 
 QUANTIZE_MODES = {"int8": 8, "int4": 4, "none": 0}  # mode -> decoder weight bits (4 bits: see docs/performance.md)
@@ -56,6 +57,7 @@ class QuantizeOptions:
     block_size: int = BLOCK_SIZE  # MatMulNBits weights per scale
     head: str | None = None  # fused decoders: the output head's own mode (int8 over int4 layers); None: `mode`
     ear: str = "decoder"  # whisper-tokens: which ear graphs go 8-bit (EAR_QUANTIZE)
+    dtype: str = "float32"  # the quantized fused decoder's compute and K/V dtype (float16: for the CUDA provider)
 
     def __post_init__(self) -> None:
         if self.mode not in QUANTIZE_MODES:
@@ -64,6 +66,10 @@ class QuantizeOptions:
             raise SimulsaError(f"--head-quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.head!r}")
         if self.ear not in EAR_QUANTIZE:
             raise SimulsaError(f"--ear-quantize must be one of {', '.join(EAR_QUANTIZE)}, got {self.ear!r}")
+        if self.dtype not in DECODER_DTYPES:
+            raise SimulsaError(f"--dtype must be one of {', '.join(DECODER_DTYPES)}, got {self.dtype!r}")
+        if self.dtype != "float32" and self.mode == "none":
+            raise SimulsaError(f"--dtype {self.dtype} applies to the quantized decoder; add --quantize int8 or int4")
         if self.block_size not in (16, 32, 64, 128, 256):
             raise SimulsaError(f"--block-size must be 16, 32, 64, 128 or 256, got {self.block_size}")
         for pattern in self.keep_fp32:

@@ -8,6 +8,7 @@ Changing the layout means bumping SCHEMA_VERSION.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -32,7 +33,7 @@ __all__ = ["DECODER_KINDS", "SCHEMA_VERSION", "Bundle", "BundleError", "BundleRe
 # 5: every section a typed record (runtime/bundle_records.py), every tensor bound by name;
 # 6: whisper-tokens: audio.ear.sentence_end_ids (the open tail of a segment still being spoken);
 # 7: `vocabulary`: a pruned vocabulary, every token id in the kept tokens' numbering (export/vocabulary.py)
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8  # 8: decoder.dtype (float16 fused graphs)
 BUNDLE_JSON = "bundle.json"
 
 PAST_KEY = "past_key_values.{}.key"  # KV tensor names, per layer, in every decoder kind
@@ -155,4 +156,14 @@ def open_session(file: Path, threads: int | None = None, providers: list[str] | 
         options.intra_op_num_threads = threads
     available = ort.get_available_providers()
     chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if "CUDAExecutionProvider" in chosen:
+        _preload_cuda_libraries(ort)
     return ort.InferenceSession(str(file), sess_options=options, providers=chosen)
+
+
+@functools.cache
+def _preload_cuda_libraries(ort) -> None:
+    """onnxruntime-gpu finds CUDA and cuDNN installed as pip packages (nvidia-*, e.g. beside torch) only when asked."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu 1.21+
+    if preload is not None:
+        preload()

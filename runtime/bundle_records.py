@@ -16,6 +16,7 @@ from typing import Any, Union
 
 from simulsa.runtime.errors import SimulsaError
 
+DECODER_DTYPES = ("float32", "float16")  # decoder.dtype: float16 for the fused graph only
 DECODER_KINDS = ("fused", "torchscript")  # fused: KV in buffers the runtime binds; torchscript: past in, grown present out
 FILE_ROLES = ("audio_encoder", "ear_decoder", "projector", "decoder", "embed_tokens", "embed_scales", "tokenizer")
 
@@ -134,12 +135,15 @@ class DecoderRecord:
     kv_layout: str
     max_length: int | None = None  # fused: the longest sequence (rotary tables)
     kv_capacity: int | None = None  # fused: positions a session's buffer starts with
+    dtype: str = "float32"  # the graph's compute dtype and its K/V buffers' (float16: fused only; logits stay float32)
 
     def __post_init__(self) -> None:
         if self.kind not in DECODER_KINDS:
             raise BundleError(f"decoder kind {self.kind!r} is not one of {', '.join(DECODER_KINDS)}; re-export the bundle")
         if self.kind == "fused" and not (self.max_length and self.kv_capacity):
             raise BundleError("a fused decoder record needs max_length and kv_capacity; re-export the bundle")
+        if self.dtype not in DECODER_DTYPES or (self.dtype != "float32" and self.kind != "fused"):
+            raise BundleError(f"decoder dtype {self.dtype!r} is not one this {self.kind} graph can have; re-export the bundle")
 
 
 @dataclasses.dataclass(frozen=True)

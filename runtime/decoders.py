@@ -16,7 +16,7 @@ import numpy as np
 
 from simulsa.runtime.bundle import FUSED_INPUTS, Bundle, open_session
 from simulsa.runtime.errors import SimulsaError
-from simulsa.runtime.kv_cache import BufferCache, ConcatCache, KVBuffer
+from simulsa.runtime.kv_cache import BufferCache, ConcatCache, DeviceStorage, HostStorage, KVBuffer
 
 DEFAULT_KV_CAPACITY = 512  # positions a session's buffer starts with (grows by doubling): prompt + segment + tokens
 
@@ -49,21 +49,29 @@ class TorchScriptDecoder:
 
 
 class FusedDecoder:
-    """GroupQueryAttention graph; K/V live in the session's KVBuffer, bound to both past and present."""
+    """GroupQueryAttention graph; K/V live in the session's KVBuffer, bound to both past and present.
+
+    The buffers are where the graph runs: on the GPU when the session's first provider is CUDA (then a step
+    moves only the new embeddings in and the logits out), else in host memory. `kv_device` overrides that
+    choice ("cpu" binds host memory by address, the path CUDA takes, which lets a CPU test check it)."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, profile_prefix: str | None = None,
-                 kv_capacity: int | None = None) -> None:  # fmt: skip
+                 kv_capacity: int | None = None, kv_device: str | None = None) -> None:  # fmt: skip
         self.session = open_session(bundle.file("decoder"), threads, profile_prefix=profile_prefix)
         record = bundle.decoder
         self.max_length = record.max_length
         self.kv_capacity = min(kv_capacity or record.kv_capacity, self.max_length)
+        self.kv_dtype = KV_DTYPES[record.dtype]
         self.dims = bundle.dims
         self.kv_names = [bundle.kv.names(i) for i in range(self.dims.num_layers)]  # (past k, present k, past v, present v)
+        on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.kv_storage = DeviceStorage(kv_device or "cuda") if on_gpu or kv_device else HostStorage()
 
     def new_cache(self, slots: int = 1) -> BufferCache:
         """An empty state on a new buffer of `slots` sequences (a session: 1; a server's StepBatcher: one per stream)."""
         dims = self.dims
-        buffer = KVBuffer(dims.num_layers, dims.num_kv_heads, dims.head_dim, self.kv_capacity, self.max_length, slots)
+        buffer = KVBuffer(dims.num_layers, dims.num_kv_heads, dims.head_dim, self.kv_capacity, self.max_length, slots,
+                          dtype=self.kv_dtype, storage=self.kv_storage)  # fmt: skip
         return buffer.empty()
 
     def release(self, cache: BufferCache) -> None:
@@ -71,20 +79,13 @@ class FusedDecoder:
 
     def _binding(self, buffer: KVBuffer, first: int, last: int):
         """An IO binding with slots first..last of every layer bound to past and present (made once per buffer layout)."""
-        import onnxruntime as ort
-
         key = (id(self.session), buffer.generation, first, last)
         binding = buffer.bindings.get(key)  # kept on the buffer: they die with it, and a grown buffer gets new ones
         if binding is None:
             buffer.bindings = {k: v for k, v in buffer.bindings.items() if k[1] == buffer.generation}
             binding = self.session.io_binding()
-            binding.bind_output("logits")  # first: get_outputs() lists outputs in binding order
-            for i, (past_k, present_k, past_v, present_v) in enumerate(self.kv_names):
-                pairs = ((past_k, present_k, buffer.arrays[2 * i]), (past_v, present_v, buffer.arrays[2 * i + 1]))
-                for past, present, array in pairs:
-                    value = ort.OrtValue.ortvalue_from_numpy(array[first : last + 1])  # a view: the graph writes our memory
-                    binding.bind_ortvalue_input(past, value)
-                    binding.bind_ortvalue_output(present, value)
+            binding.bind_output("logits")  # first: get_outputs() lists outputs in binding order; host memory
+            buffer.bind(binding, self.kv_names, first, last)
             buffer.bindings[key] = binding
         return binding
 
@@ -124,4 +125,5 @@ class FusedDecoder:
         return logits[[c.slot - first for c in caches]], [c.extended(1) for c in caches]
 
 
+KV_DTYPES = {"float32": np.float32, "float16": np.float16}  # bundle.json decoder.dtype -> the K/V buffers' dtype
 DECODERS = {"fused": FusedDecoder, "torchscript": TorchScriptDecoder}

@@ -115,7 +115,7 @@ def test_the_adapter_is_merged(bundles, trained_dirs, tiny_model_dirs):
 
 def test_bundle_round_trip_and_contract(bundles):
     bundle = load_bundle(bundles["qwen2-audio", "int8"].out)
-    assert bundle.family == "qwen2-audio" and bundle.record.schema_version == SCHEMA_VERSION == 7
+    assert bundle.family == "qwen2-audio" and bundle.record.schema_version == SCHEMA_VERSION == 8
     assert bundle.kv.names(1) == ("past_key_values.1.key", "present.1.key", "past_key_values.1.value", "present.1.value")
     io = bundle.io("decoder")
     assert bundle.decoder.kind == "fused" and bundle.decoder.max_length == 4096  # Qwen2: the builder's graph
@@ -203,6 +203,10 @@ def test_bad_options():
         QuantizeOptions("int4", block_size=48)
     with pytest.raises(SimulsaError, match="--ear-quantize must be one of none, decoder, all, got 'encoder'"):
         QuantizeOptions("int8", ear="encoder")
+    with pytest.raises(SimulsaError, match="--dtype must be one of float32, float16, got 'bfloat16'"):
+        QuantizeOptions("int8", dtype="bfloat16")
+    with pytest.raises(SimulsaError, match="--dtype float16 applies to the quantized decoder; add --quantize int8"):
+        QuantizeOptions("none", dtype="float16")
     from simulsa.export.graphs import DecoderGraphOptions
 
     with pytest.raises(SimulsaError, match="--decoder must be auto, fused or torchscript, got 'tflite'"):
@@ -231,6 +235,31 @@ def test_ear_quantize_all_writes_every_ear_graph_in_8_bits(trained_dirs, tmp_pat
         held = {init.name for init in ear.initializer}
         assert not [n.name for n in ear.node if n.op_type == "MatMul" and n.input[1] in held], graph_file
     assert result.reports and result.reports[-1].precision == "int8"  # measured against torch, as every int8 bundle
+
+
+def test_a_float16_decoder_is_recorded_and_streams_the_int8_tokens(bundles, trained_dirs, speech_like, tmp_path):
+    """--dtype float16 (for onnxruntime-gpu): half K/V buffers named in bundle.json; on the CPU its logits are as near
+    torch's as the float32 int8 bundle's, and it streams; the TorchScript decoder cannot have it."""
+    from simulsa.export.graphs import DecoderGraphOptions
+    from simulsa.runtime.session import StreamOptions, Translator
+
+    result = run_export(ExportOptions(checkpoint=str(trained_dirs["composite"]), out=tmp_path / "half",
+                                      quantize=QuantizeOptions("int8", dtype="float16")), on_step=lambda step: None)  # fmt: skip
+    bundle = load_bundle(result.out)
+    assert bundle.decoder.dtype == "float16" and result.reports[-1].precision == "int8 float16"
+    kv_inputs = [i for i in onnx.load(str(result.out / "decoder.onnx")).graph.input if i.name.startswith("past_key")]
+    assert {i.type.tensor_type.elem_type for i in kv_inputs} == {onnx.TensorProto.FLOAT16}
+    int8 = bundles["composite", "int8"].reports[-1]
+    for half, single in zip(result.reports[-1].cases, int8.cases):  # torch vs bundle, the same cases
+        assert half.top1_match >= single.top1_match - 0.1 and half.max_abs_diff <= 2 * single.max_abs_diff + 0.05 * half.logits_scale
+    session = Translator.from_bundle(result.out).session(StreamOptions(chunk_ms=500, loop_repeats=0))
+    session.accept_audio(speech_like)
+    assert session.step() + session.finish()  # events: the half buffers decode through a whole stream
+    with pytest.raises(ExportError, match="--dtype float16 needs the fused decoder graph"):
+        run_export(ExportOptions(checkpoint=str(trained_dirs["composite"]), out=tmp_path / "ts",
+                                 quantize=QuantizeOptions("int8", dtype="float16"), decoder=DecoderGraphOptions("torchscript")),
+                   on_step=lambda step: None)  # fmt: skip
+    assert not (tmp_path / "ts").exists()
 
 
 def test_torch_reference_runs_the_same_session(bundles, trained_dirs, speech_like):

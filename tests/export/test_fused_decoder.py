@@ -55,16 +55,18 @@ def _lm(name: str):
     return model
 
 
-def _decoder(model, folder, **options) -> tuple[FusedDecoder, LmArchitecture]:
+def _decoder(model, folder, kv_device=None, **options) -> tuple[FusedDecoder, LmArchitecture]:
     arch = LmArchitecture.from_config(model.config.to_dict())
     weights = StateDictSource(model.state_dict(), lambda t: t.detach().numpy())
-    build_fused_decoder(arch, weights, FusedDecoderOptions(max_length=128, **options), folder / "decoder.onnx")
-    record = DecoderRecord("fused", ("decoder.onnx",), FUSED_INPUTS, ("logits",), "buffers", max_length=128, kv_capacity=16)
+    graph_options = FusedDecoderOptions(max_length=128, **options)
+    build_fused_decoder(arch, weights, graph_options, folder / "decoder.onnx")
+    record = DecoderRecord("fused", ("decoder.onnx",), FUSED_INPUTS, ("logits",), "buffers", max_length=128, kv_capacity=16,
+                           dtype=graph_options.dtype)  # fmt: skip
     dims = Dims(hidden_size=arch.hidden_size, num_layers=arch.num_layers, num_kv_heads=arch.num_kv_heads,
                 head_dim=arch.head_dim, vocab_size=arch.vocab_size)  # fmt: skip
     # the parts of a bundle the decoder reads: its file, its record, the LM's dims and the KV names
     bundle = types.SimpleNamespace(file=lambda role: folder / "decoder.onnx", decoder=record, dims=dims, kv=KV_RECORD)
-    return FusedDecoder(bundle), arch
+    return FusedDecoder(bundle, kv_device=kv_device), arch
 
 
 def _reference(model, embeds: np.ndarray) -> np.ndarray:
@@ -209,3 +211,29 @@ def test_the_head_quantized_a_block_of_rows_at_a_time_is_the_same_graph(tmp_path
     assert sorted(head["whole"]) == sorted(head["blocks"]) == ["lm_head.scales", "lm_head.weight_q8"]
     for key, want in head["whole"].items():
         assert np.array_equal(head["blocks"][key], want), key
+
+
+@pytest.mark.parametrize("kv_device", [None, "cpu"])
+def test_a_float16_graph_keeps_the_logits_with_half_kv_buffers(kv_device, tmp_path):
+    """float16 (the CUDA provider's GroupQueryAttention needs it) on the CPU, with the K/V in host arrays and in
+    onnxruntime memory bound by address (kv_device "cpu": the path the GPU takes)."""
+    model = _lm("qwen2")
+    decoder, arch = _decoder(model, tmp_path, kv_device=kv_device, dtype="float16", quantize="int8", block_size=16)
+    embeds = np.random.default_rng(4).standard_normal((20, arch.hidden_size)).astype(np.float32)
+    reference = _reference(model, embeds)  # (20, V)
+    cache = decoder.new_cache()  # capacity 16: grows on the way to 20
+    logits, cache = decoder.decode(embeds[:10], cache)
+    for t in range(10, 20):
+        logits, cache = decoder.decode(embeds[t : t + 1], cache)
+        error = np.abs(logits[0] - reference[t]).max() / np.abs(reference[t]).max()
+        assert logits.dtype == np.float32 and error < 0.05, (t, error)
+    assert cache.buffer.capacity == 32 and cache.buffer.host_copy(0).dtype == np.float16
+    assert np.abs(cache.buffer.host_copy(1)[0, :, :20]).min(axis=-1).max() > 0  # every position written
+    assert cache.buffer.nbytes() == 2 * arch.num_layers * arch.num_kv_heads * 32 * arch.head_dim * 2
+
+
+def test_a_float16_record_needs_the_fused_graph():
+    with pytest.raises(SimulsaError, match="decoder dtype 'float16'"):
+        DecoderRecord("torchscript", ("decoder.onnx",), ("inputs_embeds",), ("logits",), "concat", dtype="float16")
+    with pytest.raises(SimulsaError, match="dtype must be one of float32, float16"):
+        FusedDecoderOptions(dtype="bfloat16")
