@@ -16,9 +16,9 @@ Graph inputs and outputs (names in runtime/bundle.py):
     total_sequence_length () int32: max over rows ─┼─► logits (B, 1, V): the last position only
     past_key_values.{i}.key|value (B, KV, M, D) ───┘   present.{i}.key|value: the same buffers, written in place
 
-With `dtype="float16"` the graph computes in half precision (the embeddings are cast on the way in and
-the logits back to float32 on the way out; the K/V buffers are float16), as the CUDA provider's
-GroupQueryAttention needs.
+With `dtype="float16"` attention, MLP and head compute in half precision and the K/V buffers are float16,
+as the CUDA provider's GroupQueryAttention needs; the residual stream and its norms stay float32 (Gemma 3's
+residual passes float16's range), with a Cast at each block's edges.
 
 M is the buffer the runtime allocates and binds to both past and present (IO binding): a step
 writes only its S new positions, so no past is copied, and "roll back to a prefix" is a smaller
@@ -130,8 +130,8 @@ class StateDictSource:
 class _GraphWriter:
     """Nodes and initializers with hierarchical names; weights inline or streamed into a side file.
 
-    Floating constants are stored in the graph's compute dtype (norms, scales, rotary tables and fp32-kept
-    weights follow the activations they meet)."""
+    Floating constants are stored in the graph's compute dtype (scales, rotary tables, biases and fp32-kept
+    weights follow the activations they meet) unless a caller names another (the residual stream's norms)."""
 
     def __init__(self, data_path: Path | None, float_dtype: type = np.float32) -> None:
         self.nodes: list = []
@@ -140,11 +140,14 @@ class _GraphWriter:
         self.data = data_path.open("wb") if data_path else None
         self.float_dtype = float_dtype
 
-    def constant(self, name: str, array: np.ndarray) -> str:
+    def constant(self, name: str, array: np.ndarray, float_dtype: type | None = None) -> str:
+        """`array` as an initializer; a floating one in `float_dtype` (default: the graph's compute dtype)."""
         from onnx import TensorProto, numpy_helper
 
         array = np.asarray(array)
-        array = np.ascontiguousarray(array.astype(self.float_dtype) if array.dtype.kind == "f" else array)
+        if array.dtype.kind == "f":
+            array = array.astype(float_dtype or self.float_dtype)
+        array = np.ascontiguousarray(array)
         if self.data is None or array.nbytes < 1024:
             self.initializers.append(numpy_helper.from_array(array, name))
             return name
@@ -236,11 +239,12 @@ class _DecoderBuilder:
         return self.g.node("MatMulNBits", inputs, f"{name}/MatMulNBits", domain=MS_DOMAIN, K=k, N=n, bits=bits,
                            block_size=self.options.block_size, accuracy_level=self.options.accuracy_level)[0]  # fmt: skip
 
-    def gamma(self, name: str) -> str:
-        return self.g.constant(name, self.weights.get(name) + self.arch.traits.norm_offset)
+    def gamma(self, name: str, dtype: type = np.float32) -> str:
+        return self.g.constant(name, self.weights.get(name) + self.arch.traits.norm_offset, dtype)
 
-    def rms_norm(self, x: str, weight: str, name: str) -> str:
-        return self.g.node("SimplifiedLayerNormalization", [x, self.gamma(weight)], f"{name}/SimplifiedLayerNorm",
+    def rms_norm(self, x: str, weight: str, name: str, dtype: type = np.float32) -> str:
+        """RMSNorm of x, which is `dtype` (float32: the residual stream's norms, whatever the compute dtype)."""
+        return self.g.node("SimplifiedLayerNormalization", [x, self.gamma(weight, dtype)], f"{name}/SimplifiedLayerNorm",
                            axis=-1, epsilon=self.arch.rms_eps)[0]  # fmt: skip
 
     def skip_norm(self, x: str, residual: str, weight: str, name: str) -> tuple[str, str]:
@@ -255,7 +259,7 @@ class _DecoderBuilder:
         d = self.arch.head_dim
         heads_shape = self.g.constant(f"{name}.heads_shape", np.array([0, 0, heads, d]))
         split = self.g.node("Reshape", [x, heads_shape], f"{name}/Reshape")[0]
-        normed = self.rms_norm(split, weight, name)
+        normed = self.rms_norm(split, weight, name, self.g.float_dtype)  # inside the block: the compute dtype
         return self.g.node("Reshape", [normed, self.g.constant(f"{name}.flat_shape", np.array([0, 0, heads * d]))],
                            f"{name}/Reshape_back")[0]  # fmt: skip
 
@@ -313,25 +317,34 @@ class _DecoderBuilder:
         return self.blocked_linear(last, name, self.arch.vocab_size, self.arch.hidden_size, "lm_head", head_bits)
 
     def build(self) -> str:
-        """The layers and the head; float32 embeddings in and float32 logits out whatever the compute dtype."""
+        """The layers and the head. The residual stream and its norms stay float32 whatever the compute dtype (Gemma
+        3 270M's residual reaches 1e5, past float16's 65,504); attention, MLP and head compute in it, cast at their
+        edges. Embeddings in and logits out are float32."""
         arch, sandwich = self.arch, self.arch.traits.sandwich_norms
-        residual = self.cast(FUSED_INPUTS[0], self.g.float_dtype, "inputs_embeds/Cast")
+        residual = FUSED_INPUTS[0]
         x = self.rms_norm(residual, "layers.0.input_layernorm.weight", "layers.0.input_layernorm")
         for i in range(arch.num_layers):
-            attn = self.attention(i, x)
+            attn = self.to_stream(self.attention(i, self.to_compute(x, f"layers.{i}.self_attn")), f"layers.{i}.self_attn")
             if sandwich:
                 attn = self.rms_norm(attn, f"layers.{i}.post_attention_layernorm.weight", f"layers.{i}.post_attention_layernorm")
             pre_mlp = f"layers.{i}.pre_feedforward_layernorm" if sandwich else f"layers.{i}.post_attention_layernorm"
             x, residual = self.skip_norm(attn, residual, f"{pre_mlp}.weight", pre_mlp)
-            mlp = self.mlp(i, x)
+            mlp = self.to_stream(self.mlp(i, self.to_compute(x, f"layers.{i}.mlp")), f"layers.{i}.mlp")
             if sandwich:
                 mlp = self.rms_norm(mlp, f"layers.{i}.post_feedforward_layernorm.weight", f"layers.{i}.post_feedforward_layernorm")
             following = f"layers.{i + 1}.input_layernorm" if i + 1 < arch.num_layers else "norm"
             x, residual = self.skip_norm(mlp, residual, f"{following}.weight", following)
-        return self.cast(self.head(x), np.float32, "logits/Cast")
+        return self.to_stream(self.head(self.to_compute(x, "lm_head")), "lm_head")
+
+    def to_compute(self, x: str, name: str) -> str:
+        """A float32 stream value into a block's compute dtype (no node in a float32 graph)."""
+        return self.cast(x, self.g.float_dtype, f"{name}/Cast_in")
+
+    def to_stream(self, x: str, name: str) -> str:
+        """A block's output back to float32 (no node in a float32 graph)."""
+        return self.cast(x, np.float32, f"{name}/Cast_out")
 
     def cast(self, x: str, dtype: type, name: str) -> str:
-        """x as `dtype`; no node when the graph already computes in it (float32 graphs stay as they were)."""
         if self.g.float_dtype == np.float32:
             return x
         return self.g.node("Cast", [x], name, to=_onnx_type(dtype))[0]

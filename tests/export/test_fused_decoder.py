@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -230,6 +231,22 @@ def test_a_float16_graph_keeps_the_logits_with_half_kv_buffers(kv_device, tmp_pa
     assert cache.buffer.capacity == 32 and cache.buffer.host_copy(0).dtype == np.float16
     assert np.abs(cache.buffer.host_copy(1)[0, :, :20]).min(axis=-1).max() > 0  # every position written
     assert cache.buffer.nbytes() == 2 * arch.num_layers * arch.num_kv_heads * 32 * arch.head_dim * 2
+
+
+def test_a_float16_graph_keeps_the_residual_stream_in_float32(tmp_path):
+    """Gemma 3 270M's residual reaches 1e5, past float16's 65,504: the stream and its norms stay float32, only the
+    blocks compute in half precision. Embeddings of that size would overflow a graph that is half throughout."""
+    model = _lm("gemma3")
+    decoder, arch = _decoder(model, tmp_path, dtype="float16")
+    embeds = 1e5 * np.random.default_rng(5).standard_normal((12, arch.hidden_size)).astype(np.float32)
+    reference = _reference(model, embeds)[-1]
+    logits, _ = decoder.decode(embeds, decoder.new_cache())
+    error = np.abs(logits[0] - reference).max() / np.abs(reference).max()
+    assert np.isfinite(logits).all() and error < 0.05, error
+    graph = onnx.load(str(tmp_path / "decoder.onnx")).graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    stream_norms = [n for n in graph.node if n.op_type == "SkipSimplifiedLayerNormalization"]
+    assert stream_norms and {types[n.input[2]] for n in stream_norms} == {onnx.TensorProto.FLOAT}
 
 
 def test_a_float16_record_needs_the_fused_graph():
