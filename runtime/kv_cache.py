@@ -7,10 +7,11 @@ T longer. Position p of a cache is sequence position p. Two kinds (bundle.json `
   (k_i, v_i: (1, kv_heads, length, head_dim) float32).
 - fused: `BufferCache` points into a `KVBuffer` the runtime owns: per layer one
   (slots, kv_heads, capacity, head_dim) array (the graph's K/V dtype) bound to the graph's past and
-  present (onnxruntime IO binding), written in place. Where it lives is a `KVStorage`: host numpy
-  arrays for the CPU, onnxruntime device memory for the CUDA provider (the buffers never travel). Dropping a tail or rolling back to a prefix is a
-  smaller `length` (no copy). Rule that keeps it exact: only the newest state of a slot is decoded
-  on, or an older one whose later positions are no longer needed (a step's tentative tail).
+  present (onnxruntime IO binding), written in place. Where it lives is a storage: host numpy
+  arrays for the CPU, onnxruntime device memory for the CUDA provider (the buffers never travel).
+  Dropping a tail or rolling back to a prefix is a smaller `length` (no copy). Rule that keeps it
+  exact: only the newest state of a slot is decoded on, or an older one whose later positions are no
+  longer needed (a step's tentative tail).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class DeviceStorage:
         return value.numpy()
 
     def bind(self, binding, past: str, present: str, value, first: int, last: int) -> None:
-        slots, *rest = self.shape(value)
+        _, *rest = self.shape(value)  # (slots, KV, M, D)
         dtype = np.float16 if value.data_type() == "tensor(float16)" else np.float32
         slot_bytes = int(np.prod(rest)) * np.dtype(dtype).itemsize
         shape, address = [last - first + 1, *rest], value.data_ptr() + first * slot_bytes  # slots first..last
