@@ -12,7 +12,8 @@ import numpy as np, sacrebleu, torch
 from torch import nn
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, WhisperForConditionalGeneration
-torch.set_num_threads(int(os.environ.get("THREADS", 2))); torch.manual_seed(0); random.seed(0)
+SEED = int(os.environ.get("SEED", 0))  # the batch order (another seed: how much a run's score moves by chance alone)
+torch.set_num_threads(int(os.environ.get("THREADS", 2))); torch.manual_seed(SEED); random.seed(SEED)
 LM = "/tmp/simcache/models/gemma3-270m"; WHISPER = "/tmp/simcache/models/whisper-base"; P = Path("/tmp/proto")
 FEW = ("English: Where is the station?\nSpanish: ¿Dónde está la estación?\n"
        "English: I am very tired today.\nSpanish: Hoy estoy muy cansado.\n"
