@@ -44,12 +44,12 @@ from simulsa.runtime.bundle import (
     PRESENT_KEY,
     PRESENT_VALUE,
 )
+from simulsa.runtime.bundle_records import DECODER_DTYPES
 from simulsa.runtime.errors import SimulsaError
 
 DECODER_OPSET = 17
 MS_DOMAIN = "com.microsoft"
 WEIGHT_BITS = {"none": 0, "int8": 8, "int4": 4}  # quantization mode -> MatMulNBits bits (0: fp32 MatMul)
-COMPUTE_DTYPES = {"float32": np.float32, "float16": np.float16}  # activations, norms, scales and the K/V buffers
 EXTERNAL_DATA_ABOVE = 1_800_000_000  # bytes of weights past which they go to a side file (protobuf stops at 2 GB)
 DATA_ALIGNMENT = 4096  # side-file offsets aligned so onnxruntime can map each tensor directly
 
@@ -72,8 +72,8 @@ class FusedDecoderOptions:
             raise SimulsaError(f"block_size must be a power of two >= 16, got {self.block_size}")
         if self.max_length < 16:
             raise SimulsaError(f"max_length must be at least 16, got {self.max_length}")
-        if self.dtype not in COMPUTE_DTYPES:
-            raise SimulsaError(f"dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in DECODER_DTYPES:
+            raise SimulsaError(f"dtype must be one of {', '.join(DECODER_DTYPES)}, got {self.dtype!r}")
 
 
 class WeightSource(Protocol):
@@ -362,7 +362,7 @@ ACTIVATION_NODES: dict[str, Callable[[_GraphWriter, str, str], str]] = {"silu": 
 
 
 def weight_bytes(arch: LmArchitecture, options: FusedDecoderOptions) -> int:
-    bits = WEIGHT_BITS[options.quantize] or np.dtype(COMPUTE_DTYPES[options.dtype]).itemsize * 8
+    bits = WEIGHT_BITS[options.quantize] or np.dtype(DECODER_DTYPES[options.dtype]).itemsize * 8
     return arch.parameter_count() * bits // 8
 
 
@@ -375,7 +375,7 @@ def build_fused_decoder(arch: LmArchitecture, weights: WeightSource, options: Fu
     from onnx import TensorProto, helper
 
     external = weight_bytes(arch, options) > EXTERNAL_DATA_ABOVE
-    writer = _GraphWriter(path.with_name(path.name + ".data") if external else None, COMPUTE_DTYPES[options.dtype])
+    writer = _GraphWriter(path.with_name(path.name + ".data") if external else None, DECODER_DTYPES[options.dtype])
     try:
         builder = _DecoderBuilder(arch, weights, options, writer)
         builder.build()
@@ -383,7 +383,7 @@ def build_fused_decoder(arch: LmArchitecture, weights: WeightSource, options: Fu
         writer.close()
     writer.nodes[-1].output[0] = "logits"  # the head's product is the graph output
     kv_shape = ["batch", arch.num_kv_heads, "max_length", arch.head_dim]
-    kv_type = _onnx_type(COMPUTE_DTYPES[options.dtype])
+    kv_type = _onnx_type(DECODER_DTYPES[options.dtype])
     embeds, seqlens, total = FUSED_INPUTS
     inputs = [helper.make_tensor_value_info(embeds, TensorProto.FLOAT, ["batch", "new", arch.hidden_size]),
               helper.make_tensor_value_info(seqlens, TensorProto.INT32, ["batch"]),

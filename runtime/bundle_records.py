@@ -14,9 +14,11 @@ import types
 import typing
 from typing import Any, Union
 
+import numpy as np
+
 from simulsa.runtime.errors import SimulsaError
 
-DECODER_DTYPES = ("float32", "float16")  # decoder.dtype: float16 for the fused graph only
+DECODER_DTYPES = {"float32": np.float32, "float16": np.float16}  # decoder.dtype -> the graph's compute and K/V dtype
 DECODER_KINDS = ("fused", "torchscript")  # fused: KV in buffers the runtime binds; torchscript: past in, grown present out
 FILE_ROLES = ("audio_encoder", "ear_decoder", "projector", "decoder", "embed_tokens", "embed_scales", "tokenizer")
 

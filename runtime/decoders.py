@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from simulsa.runtime.bundle import FUSED_INPUTS, Bundle, open_session
+from simulsa.runtime.bundle_records import DECODER_DTYPES
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.kv_cache import BufferCache, ConcatCache, DeviceStorage, HostStorage, KVBuffer
 
@@ -61,7 +62,7 @@ class FusedDecoder:
         record = bundle.decoder
         self.max_length = record.max_length
         self.kv_capacity = min(kv_capacity or record.kv_capacity, self.max_length)
-        self.kv_dtype = KV_DTYPES[record.dtype]
+        self.kv_dtype = DECODER_DTYPES[record.dtype]
         self.dims = bundle.dims
         self.kv_names = [bundle.kv.names(i) for i in range(self.dims.num_layers)]  # (past k, present k, past v, present v)
         on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
@@ -125,5 +126,4 @@ class FusedDecoder:
         return logits[[c.slot - first for c in caches]], [c.extended(1) for c in caches]
 
 
-KV_DTYPES = {"float32": np.float32, "float16": np.float16}  # bundle.json decoder.dtype -> the K/V buffers' dtype
 DECODERS = {"fused": FusedDecoder, "torchscript": TorchScriptDecoder}

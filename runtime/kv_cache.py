@@ -49,8 +49,6 @@ class ConcatCache:
 class HostStorage:
     """K/V as numpy arrays in host memory; a slot range is bound as a view (the graph writes our memory)."""
 
-    device = "cpu"
-
     def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return np.zeros(shape, dtype=dtype)
 
@@ -65,7 +63,7 @@ class HostStorage:
     def to_numpy(self, array: np.ndarray) -> np.ndarray:
         return array
 
-    def bind(self, binding, past: str, present: str, array: np.ndarray, first: int, last: int) -> None:
+    def bind(self, binding, past: str, present: str, array: np.ndarray, first: int, last: int, dtype: np.dtype) -> None:
         import onnxruntime as ort
 
         value = ort.OrtValue.ortvalue_from_numpy(array[first : last + 1])  # a view: no copy in either direction
@@ -97,10 +95,9 @@ class DeviceStorage:
     def to_numpy(self, value) -> np.ndarray:
         return value.numpy()
 
-    def bind(self, binding, past: str, present: str, value, first: int, last: int) -> None:
+    def bind(self, binding, past: str, present: str, value, first: int, last: int, dtype: np.dtype) -> None:
         _, *rest = self.shape(value)  # (slots, KV, M, D)
-        dtype = np.float16 if value.data_type() == "tensor(float16)" else np.float32
-        slot_bytes = int(np.prod(rest)) * np.dtype(dtype).itemsize
+        slot_bytes = int(np.prod(rest)) * dtype.itemsize
         shape, address = [last - first + 1, *rest], value.data_ptr() + first * slot_bytes  # slots first..last
         binding.bind_input(past, self.device, self.device_id, dtype, shape, address)
         binding.bind_output(present, self.device, self.device_id, dtype, shape, address)
@@ -132,8 +129,8 @@ class KVBuffer:
         """Bind slots first..last of every layer to the graph's past and present (names per layer: past k, present k,
         past v, present v)."""
         for i, (past_k, present_k, past_v, present_v) in enumerate(names):
-            self.storage.bind(binding, past_k, present_k, self.arrays[2 * i], first, last)
-            self.storage.bind(binding, past_v, present_v, self.arrays[2 * i + 1], first, last)
+            self.storage.bind(binding, past_k, present_k, self.arrays[2 * i], first, last, self.dtype)
+            self.storage.bind(binding, past_v, present_v, self.arrays[2 * i + 1], first, last, self.dtype)
 
     def host_copy(self, index: int) -> np.ndarray:
         """Array `index` (k0, v0, k1, ...) in host memory (a copy when it lives on a device): for tests and checks."""

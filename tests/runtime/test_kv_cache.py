@@ -42,3 +42,18 @@ def test_buffer_states_roll_back_for_free():
         buffer.empty(1)
     with pytest.raises(SimulsaError, match="kv capacity must be between 2 and the decoder's max_length 16"):
         KVBuffer(num_layers=1, kv_heads=1, head_dim=4, capacity=32, max_length=16)
+
+
+def test_cuda_libraries_are_preloaded_once_and_only_where_onnxruntime_gpu_offers_it():
+    """onnxruntime-gpu finds pip-installed CUDA/cuDNN only after preload_dlls(); CPU builds have no such function."""
+    import types
+
+    from simulsa.runtime.bundle import _preload_cuda_libraries
+
+    calls = []
+    gpu_build = types.ModuleType("onnxruntime_gpu_stand_in")  # a module, as onnxruntime is
+    gpu_build.preload_dlls = lambda: calls.append(1)
+    _preload_cuda_libraries(gpu_build)
+    _preload_cuda_libraries(gpu_build)
+    _preload_cuda_libraries(types.ModuleType("onnxruntime_cpu_stand_in"))  # a CPU build: nothing to call, no error
+    assert calls == [1]
