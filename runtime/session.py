@@ -181,7 +181,10 @@ class Translator:
         """Offline: the whole utterance at once (segmented only by length), its text."""
         session = self.session(dataclasses.replace(options or StreamOptions(), chunk_ms=float("inf")))
         session.accept_audio(samples, sample_rate)
-        return " ".join(e.segment_text for e in session.finish() if e.final and e.segment_text)
+        # each segment's text starts with the space the LM writes after "Spanish:": strip spaces (not the line breaks
+        # a caller asked to keep) so that segments join with exactly one
+        texts = (e.segment_text.strip(" ") for e in session.finish() if e.final)
+        return " ".join(text for text in texts if text)
 
 
 class StreamSession:

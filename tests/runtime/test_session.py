@@ -229,3 +229,23 @@ def test_offline_translation_is_cut_at_pauses_like_a_stream(tiny_bundles, speech
     one = translator.session(StreamOptions(chunk_ms=float("inf"), loop_repeats=0, stop_at_line_break=False))
     one.accept_audio(speech_like)
     assert [e.segment_text for e in one.finish() if e.final and e.segment_text] == [finals[0].segment_text]
+
+
+def test_offline_segments_join_with_one_space(tiny_bundles, speech_like):
+    """The LM writes a space after "Spanish:", so every segment's text starts with one; translate() must not double it."""
+    translator = Translator.from_bundle(tiny_bundles["composite", "none"])
+    tokenize = translator.tokenizer.encode
+    script = tokenize(" hola", add_special_tokens=False).ids + tokenize("\n", add_special_tokens=False).ids
+    real_decode = translator.model.decode
+    position = [0]
+
+    def says_hola(embeds, past):  # " hola", then a line break, at every segment
+        logits, present = real_decode(embeds, past)
+        position[0] = 0 if embeds.shape[-2] > 1 else position[0] + 1
+        scripted = np.full_like(logits, -1e9)
+        scripted[:, script[min(position[0], len(script) - 1)]] = 0
+        return scripted, present
+
+    translator.model.decode = says_hola
+    two_utterances = np.concatenate([speech_like, np.zeros(32000, np.float32), speech_like])
+    assert translator.translate(two_utterances) == "hola hola"
