@@ -200,17 +200,7 @@ def test_a_line_break_ends_the_proposal(tiny_bundles, speech_like):
     tokenize = translator.tokenizer.encode
     script = tokenize("hola", add_special_tokens=False).ids + tokenize("\nTranslate", add_special_tokens=False).ids
     assert any(i in translator.line_breaks for i in script), "the tiny tokenizer should have a line-break token"
-    real_decode = translator.model.decode
-    position = [0]
-
-    def echoes_its_prompt(embeds, past):  # writes "hola", a line break and the instruction, then repeats its last token
-        logits, present = real_decode(embeds, past)
-        position[0] = 0 if embeds.shape[-2] > 1 else position[0] + 1  # a prefill starts the script over
-        scripted = np.full_like(logits, -1e9)
-        scripted[:, script[min(position[0], len(script) - 1)]] = 0
-        return scripted, present
-
-    translator.model.decode = echoes_its_prompt
+    _say(translator, script)  # "hola", a line break and the instruction, then its last token again and again
     assert translator.translate(speech_like) == "hola"
     multiline = translator.translate(speech_like, options=StreamOptions(stop_at_line_break=False, loop_repeats=0))
     assert multiline.startswith("hola\nTranslate")
@@ -235,17 +225,24 @@ def test_offline_segments_join_with_one_space(tiny_bundles, speech_like):
     """The LM writes a space after "Spanish:", so every segment's text starts with one; translate() must not double it."""
     translator = Translator.from_bundle(tiny_bundles["composite", "none"])
     tokenize = translator.tokenizer.encode
-    script = tokenize(" hola", add_special_tokens=False).ids + tokenize("\n", add_special_tokens=False).ids
+    _say(translator, tokenize(" hola", add_special_tokens=False).ids + tokenize("\n", add_special_tokens=False).ids)
+    two_utterances = np.concatenate([speech_like, np.zeros(32000, np.float32), speech_like])
+    assert translator.translate(two_utterances) == "hola hola"
+
+
+def _say(translator, script, runner_up=None):
+    """Make the translator's LM say `script` token by token from every prefill (then its last token again and
+    again), with `runner_up` as every step's second choice."""
     real_decode = translator.model.decode
     position = [0]
 
-    def says_hola(embeds, past):  # " hola", then a line break, at every segment
+    def scripted(embeds, past):
         logits, present = real_decode(embeds, past)
-        position[0] = 0 if embeds.shape[-2] > 1 else position[0] + 1
-        scripted = np.full_like(logits, -1e9)
-        scripted[:, script[min(position[0], len(script) - 1)]] = 0
-        return scripted, present
+        position[0] = 0 if embeds.shape[-2] > 1 else position[0] + 1  # a prefill starts the script over
+        said = np.full_like(logits, -1e9)
+        if runner_up is not None:
+            said[:, runner_up] = -1
+        said[:, script[min(position[0], len(script) - 1)]] = 0
+        return said, present
 
-    translator.model.decode = says_hola
-    two_utterances = np.concatenate([speech_like, np.zeros(32000, np.float32), speech_like])
-    assert translator.translate(two_utterances) == "hola hola"
+    translator.model.decode = scripted
