@@ -327,20 +327,29 @@ def test_serve_without_the_extra_says_what_to_install(tmp_path):
 
 def test_ctrl_c_on_a_live_source_still_gets_the_finals_and_the_end(served, speech_like):
     import _thread
+    import signal
 
     from simulsa.runtime.server.client import stream_blocks
 
     ws, _, _ = served
+    sent = [0]
 
-    def microphone():  # like --mic: blocks forever, until the user presses Ctrl-C
-        for k in range(10_000):
+    def microphone():  # like --mic: blocks until the user presses Ctrl-C (here at most 60 s of audio)
+        for k in range(2_400):
             yield speech_like[(k % 20) * 1600 : (k % 20 + 1) * 1600]
+            sent[0] += 1
             time.sleep(0.025)  # 40 frames a second: under the server's 50 even while Ctrl-C takes a while to land
             if k == 20:
                 _thread.interrupt_main()  # Ctrl-C, delivered to the main thread (the reader)
 
-    messages = list(stream_blocks(ws, microphone(), 16000, OPTIONS))
+    # a process started in the background by a shell ignores SIGINT, and interrupt_main() then does nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        messages = list(stream_blocks(ws, microphone(), 16000, OPTIONS))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert messages[-1]["type"] == "end" and any(m["type"] == "final" for m in messages)
+    assert sent[0] < 200, f"the microphone went on for {sent[0]} blocks after Ctrl-C: the client did not stop sending"
 
 
 def test_batched_streams_get_what_each_computes_alone(tiny_bundles, translator, speech_like):
