@@ -1,4 +1,4 @@
-"""How much silence the ear pads a segment with, against quality and speed (scratch, 2026-12-06, session 20).
+"""How much silence the ear pads a segment with, against quality and speed (scratch, 2026-12-05, session 20).
 
 The whisper-tokens ear pads each segment to a whole number of `audio.ear.window_s` windows (5 s in the default) and
 re-encodes it every step: a 1.5 s segment-so-far costs a 5 s encoder pass. This scores the shipped default with the

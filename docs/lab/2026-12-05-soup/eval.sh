@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Score one bundle on the hand-referenced sets, the decisive ones first (scratch, 2026-12-06, session 20):
+# Score one bundle on the hand-referenced sets, the decisive ones first (scratch, 2026-12-05, session 20):
 # real speech offline + 1000 ms hold 3, everyday offline + 1000 ms hold 3, then 500 ms hold 5 on both.
 # usage: eval.sh NAME BUNDLE   (writes /tmp/proto/ev_{real,everyday}_NAME_h{3,5}; needs /tmp/evalsets)
 set -euo pipefail

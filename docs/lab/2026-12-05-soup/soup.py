@@ -1,4 +1,4 @@
-"""Weight-space interpolation of two train outputs of the same base (scratch, 2026-12-06, session 20).
+"""Weight-space interpolation of two train outputs of the same base (scratch, 2026-12-05, session 20).
 
 2026-12-05c (SimulSA stage) streams better than 2026-12-05b but lost real-speech offline quality; both continue the
 same run, so a point between them may keep most of each. No training compute: the projector's tensors are averaged,
