@@ -15,10 +15,11 @@ import pytest
 pytest.importorskip("starlette", reason="the [serve] extra is not installed (pip install -e '.[serve]')")
 from websockets.sync.client import connect
 
+from simulsa.runtime.audio import load_audio, quantize_pcm16, write_wav
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.server.client import stream_file
 from simulsa.runtime.server.options import ServeOptions
-from simulsa.runtime.server.protocol import CloseCode, encode_pcm_s16le, parse_start
+from simulsa.runtime.server.protocol import CloseCode, FrameDecoder, encode_pcm_s16le, parse_start
 from simulsa.runtime.server.run import bind, make_server
 from simulsa.runtime.session import StreamOptions, Translator
 from simulsa.runtime.subtitles import SUBTITLE_FORMATS, cues_from_events
@@ -84,11 +85,19 @@ def received_until_close(socket) -> tuple[list[dict], int]:
 
 
 def local_events(translator, audio):
-    """The same stream through a local session, fed the audio exactly as the server decodes it (int16)."""
-    quantized = np.frombuffer(encode_pcm_s16le(audio), "<i2").astype(np.float32) / 32768
+    """The same stream through a local session, fed the audio as a 16-bit wav of it holds (what the client sends)."""
     session = translator.session(parse_start(START, TINY_DEFAULTS).options)
-    session.accept_audio(quantized)
+    session.accept_audio(quantize_pcm16(audio))
     return session.step() + session.finish()
+
+
+def test_samples_of_a_16_bit_file_reach_the_server_unchanged(tmp_path, speech_like):
+    write_wav(tmp_path / "a.wav", speech_like)
+    from_file = load_audio(tmp_path / "a.wav")
+    heard = FrameDecoder(parse_start(START, TINY_DEFAULTS)).decode(encode_pcm_s16le(from_file))
+    np.testing.assert_array_equal(heard, from_file)
+    full_scale = np.array([-1.0, 1.0, 32767 / 32768], np.float32)  # clipped to the grid's ends, not wrapped around
+    np.testing.assert_array_equal(np.frombuffer(encode_pcm_s16le(full_scale), "<i2"), [-32768, 32767, 32767])
 
 
 def test_the_server_sends_what_a_local_session_computes(served, translator, speech_like):

@@ -29,7 +29,7 @@ class SimulsaCapture extends AudioWorkletProcessor {
       const i = Math.floor(this.position);
       const frac = this.position - i;
       const value = input[i] * (1 - frac) + input[i + 1] * frac;
-      this.out[this.filled++] = Math.max(-32768, Math.min(32767, Math.round(value * 32767)));
+      this.out[this.filled++] = Math.max(-32768, Math.min(32767, Math.round(value * 32768)));
       if (this.filled === POST_SAMPLES) {
         this.port.postMessage(this.out.buffer, [this.out.buffer]);
         this.out = new Int16Array(POST_SAMPLES);
