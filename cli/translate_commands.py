@@ -71,11 +71,20 @@ class LiveView:
 
     def show(self, event: Any) -> None:
         if self.tty:
-            tail = "\n" if event.final else ""
-            sys.stdout.write(f"{CLEAR_LINE}{event.segment_text}{DIM}{event.tentative if not event.final else ''}{RESET}{tail}")
+            sys.stdout.write(self.line(event))
             sys.stdout.flush()
         elif event.final and event.segment_text.strip():
             print(event.segment_text.strip(), flush=True)
+
+    @staticmethod
+    def line(event: Any) -> str:
+        """The segment's line redrawn: committed plain, tentative dimmed, without the space the LM starts it with."""
+        committed, tentative = event.segment_text, "" if event.final else event.tentative
+        if committed.strip():
+            committed = committed.lstrip()
+        else:
+            committed, tentative = "", tentative.lstrip()
+        return f"{CLEAR_LINE}{committed}{DIM}{tentative}{RESET}{chr(10) if event.final else ''}"
 
 
 class EventLog:

@@ -334,3 +334,16 @@ def test_help_groups_the_commands_by_what_a_user_does():
              "train", "export", "probe", "Data", "corpus ", "corpus-text", "corpus-speak", "Models", "models"]  # fmt: skip
     positions = [result.output.index(f"─ {name} ─" if name[0].isupper() else f"│ {name}") for name in order]
     assert positions == sorted(positions), result.output
+
+
+def test_the_live_view_line_drops_the_lm_s_leading_space():
+    from simulsa.cli.translate_commands import CLEAR_LINE, DIM, RESET, LiveView
+    from simulsa.runtime.session import TranslationEvent
+
+    def event(committed_text, tentative, final=False):
+        return TranslationEvent(committed="", tentative=tentative, t_audio_ms=0, t_wall_ms=0, segment=0, final=final,
+                                segment_start_ms=0, segment_text=committed_text)  # fmt: skip
+
+    assert LiveView.line(event("", " Hola")) == f"{CLEAR_LINE}{DIM}Hola{RESET}"
+    assert LiveView.line(event(" Hola", " mundo")) == f"{CLEAR_LINE}Hola{DIM} mundo{RESET}"
+    assert LiveView.line(event(" Hola mundo.", "", final=True)) == f"{CLEAR_LINE}Hola mundo.{DIM}{RESET}\n"
