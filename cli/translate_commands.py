@@ -84,7 +84,8 @@ class LiveView:
             committed = committed.lstrip()
         else:
             committed, tentative = "", tentative.lstrip()
-        return f"{CLEAR_LINE}{committed}{DIM}{tentative}{RESET}{chr(10) if event.final else ''}"
+        end = "\n" if event.final else ""
+        return f"{CLEAR_LINE}{committed}{DIM}{tentative}{RESET}{end}"
 
 
 class EventLog:

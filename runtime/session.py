@@ -178,7 +178,7 @@ class Translator:
         return StreamSession(self, options or StreamOptions())
 
     def translate(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, options: StreamOptions | None = None) -> str:
-        """Offline: the whole utterance at once (segmented only by length), its text."""
+        """Offline: the whole recording at once, cut at pauses as a stream is; its segments' text joined."""
         session = self.session(dataclasses.replace(options or StreamOptions(), chunk_ms=float("inf")))
         session.accept_audio(samples, sample_rate)
         # each segment's text starts with the space the LM writes after "Spanish:": strip spaces (not the line breaks
