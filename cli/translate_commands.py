@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -42,7 +43,8 @@ def translate(
     samples = _read_audio(audio)
     translator = load_translator(bundle, threads, skip_checksum, verbose)
     started = time.perf_counter()
-    text = translator.translate(samples, options=options) if samples.size else ""
+    with _audio_progress(samples.size / SAMPLE_RATE) as progress:
+        text = translator.translate(samples, options=options, progress=progress) if samples.size else ""
     compute_s = time.perf_counter() - started
     if not samples.size:
         typer.echo(f"note: {audio} holds no audio; nothing to translate", err=True)
@@ -51,6 +53,15 @@ def translate(
         typer.echo(json.dumps(record, ensure_ascii=False))
     else:
         typer.echo(text)
+
+
+@contextlib.contextmanager
+def _audio_progress(total_s: float):
+    """A bar on stderr in seconds of audio translated (gone when done); yields the callback that moves it."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=round(total_s, 1), desc="simulsa translate", unit="s audio", leave=False, file=sys.stderr) as bar:
+        yield lambda done_s: bar.update(round(min(done_s, total_s), 1) - bar.n)
 
 
 def _read_audio(path: Path):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -177,13 +177,15 @@ class Translator:
     def session(self, options: StreamOptions | None = None) -> StreamSession:
         return StreamSession(self, options or StreamOptions())
 
-    def translate(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, options: StreamOptions | None = None) -> str:
-        """Offline: the whole recording at once, cut at pauses as a stream is; its segments' text joined."""
+    def translate(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE, options: StreamOptions | None = None,
+                  progress: Callable[[float], None] | None = None) -> str:  # fmt: skip
+        """Offline: the whole recording at once, cut at pauses as a stream is; its segments' text joined.
+        `progress(seconds)` is told how much of the audio has been translated after each segment."""
         session = self.session(dataclasses.replace(options or StreamOptions(), chunk_ms=float("inf")))
         session.accept_audio(samples, sample_rate)
         # each segment's text starts with the space the LM writes after "Spanish:": strip spaces (not the line breaks
         # a caller asked to keep) so that segments join with exactly one
-        texts = (e.segment_text.strip(" ") for e in session.finish() if e.final)
+        texts = (e.segment_text.strip(" ") for e in session.finish(progress) if e.final)
         return " ".join(text for text in texts if text)
 
 
@@ -236,8 +238,9 @@ class StreamSession:
             events += self._advance(piece)
         return events
 
-    def finish(self) -> list[TranslationEvent]:
-        """The source ended: consume what is queued, commit everything, end the segment."""
+    def finish(self, progress: Callable[[float], None] | None = None) -> list[TranslationEvent]:
+        """The source ended: consume what is queued, commit everything, end the segment. `progress(seconds)`: the
+        audio consumed so far, after each segment (a long recording is many)."""
         for resampler in self._resamplers.values():  # a stream resampler holds back its last few samples
             self.pending = np.concatenate([self.pending, resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
         self._resamplers.clear()
@@ -250,7 +253,11 @@ class StreamSession:
             self._append(piece)
             if self.pending.size and self._segment_over():
                 events.append(self._finalize())
+                if progress:
+                    progress(self.consumed / SAMPLE_RATE)
         events.append(self._finalize())
+        if progress:
+            progress(self.consumed / SAMPLE_RATE)
         return events
 
     # ---- internals ------------------------------------------------------------------------

@@ -230,6 +230,14 @@ def test_offline_segments_join_with_one_space(tiny_bundles, speech_like):
     assert translator.translate(two_utterances) == "hola hola"
 
 
+def test_offline_translation_reports_progress_after_each_segment(tiny_bundles, speech_like):
+    translator = Translator.from_bundle(tiny_bundles["composite", "none"])
+    two_utterances = np.concatenate([speech_like, np.zeros(32000, np.float32), speech_like])
+    seen: list[float] = []
+    translator.translate(two_utterances, options=StreamOptions(loop_repeats=0), progress=seen.append)
+    assert len(seen) >= 2 and seen == sorted(seen), seen  # one call per segment, never backwards
+    assert seen[0] < seen[-1] == pytest.approx(two_utterances.size / 16000)
+
 def _say(translator, script, runner_up=None):
     """Make the translator's LM say `script` token by token from every prefill (then its last token again and
     again), with `runner_up` as every step's second choice."""
