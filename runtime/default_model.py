@@ -19,7 +19,7 @@ from simulsa.runtime.errors import SimulsaError
 DEFAULT_DIR = Path(__file__).parent / "default"
 RECIPE = "recipe.json"
 BUILD_EXTRAS = ("torch", "transformers", "peft", "gguf", "onnx", "onnx_ir")  # what building the bundle with torch imports
-TORCH_FREE_EXTRAS = ("gguf", "onnx", "safetensors")  # what the torch-free build imports (pip install '.[build]')
+TORCH_FREE_EXTRAS = ("gguf", "onnx", "onnx_ir", "safetensors")  # what the torch-free build imports (pip install '.[build]')
 BUILD_INPUTS = "build_inputs.json"  # shipped with a default the torch-free build can make (export/torch_free_default.py)
 
 

@@ -136,18 +136,30 @@ def _latencies(records: list[dict], key: str) -> dict[str, float | None]:
     return {name: round(float(np.mean(v)), 3) if v else None for name, v in scores.items()}
 
 
-def _config_report(records: list[dict]) -> dict:
-    import sacrebleu
+NO_SCORER_NOTE = "BLEU and chrF need sacrebleu, which this install lacks: pip install 'simulsa[eval]'"
 
-    lang = records[0]["tgt_lang"]
+
+def corpus_quality(hypotheses: list[str], references: list[str], lang: str) -> dict[str, float | None]:
+    """BLEU and chrF of a corpus; None for both without sacrebleu (the [eval] extra): latencies still get measured."""
+    try:
+        import sacrebleu
+    except ImportError:
+        return {"BLEU": None, "chrF": None}
     tokenize = "zh" if lang in CHARACTER_LANGUAGES else "13a"
-    hyps, refs = [r["hypothesis"] for r in records], [[r["reference"] for r in records]]
+    return {"BLEU": round(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score, 2),
+            "chrF": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)}  # fmt: skip
+
+
+def scored(configs: dict[str, dict]) -> bool:
+    return all(scores.get("BLEU") is not None for scores in configs.values())
+
+
+def _config_report(records: list[dict]) -> dict:
     erasure = [normalized_erasure([d.split() for d in r["displays"]]) for r in records]
     firsts = [r["first_output_ms"] for r in records if r["first_output_ms"] is not None]
     return {
         "utterances": len(records), "empty": sum(not r["delays_ms"] for r in records),
-        "BLEU": round(sacrebleu.corpus_bleu(hyps, refs, tokenize=tokenize).score, 2),
-        "chrF": round(sacrebleu.corpus_chrf(hyps, refs).score, 2),
+        **corpus_quality([r["hypothesis"] for r in records], [r["reference"] for r in records], records[0]["tgt_lang"]),
         **_latencies(records, "delays_ms"),
         **{f"{k}_CA": v for k, v in _latencies(records, "elapsed_ms").items()},
         "erasure": round(float(np.mean(erasure)), 4),
@@ -174,7 +186,7 @@ def write_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = markdown_table(report["configs"], REPORT_COLUMNS)
     notes = (f"\n{report['rows']} rows, {report['skipped']} skipped (missing or unreadable audio); "
-             f"peak RSS {report['peak_rss_mb']} MB.\n")
+             f"peak RSS {report['peak_rss_mb']} MB.\n") + ("" if scored(report["configs"]) else NO_SCORER_NOTE + ".\n")
     (out / "report.md").write_text("\n".join(lines) + "\n" + notes)
     plot_curve(report, out / "curve.png")
 
@@ -206,7 +218,7 @@ def pyplot():
 def plot_curve(report: dict, path: Path) -> bool:
     """BLEU against LAAL (solid) and LAAL_CA (dashed), one line per policy/hold; offline as a horizontal line."""
     plt = pyplot()
-    if plt is None:
+    if plt is None or not scored(report["configs"]):
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4))
     lines: dict[str, list[dict]] = {}

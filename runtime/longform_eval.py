@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from simulsa.runtime.audio import write_wav
-from simulsa.runtime.eval_run import EvalConfig, EvalOptions, markdown_table, pyplot
+from simulsa.runtime.eval_run import NO_SCORER_NOTE, EvalConfig, EvalOptions, corpus_quality, markdown_table, pyplot, scored
 from simulsa.runtime.evaluation import run_stream
 from simulsa.runtime.files import check_output_free
 from simulsa.runtime.longform import (
@@ -30,7 +30,7 @@ from simulsa.runtime.longform import (
     sentence_results,
     stream_laal,
 )
-from simulsa.runtime.metrics import CHARACTER_LANGUAGES, units
+from simulsa.runtime.metrics import units
 from simulsa.runtime.session import StreamOptions, Translator
 
 REGIMES_MS = ((0.0, 2000.0), (2000.0, 4000.0))  # IWSLT 2025/2026 latency regimes, on StreamLAAL / LongYAAL
@@ -110,19 +110,14 @@ def _stream_record(translator: Translator, stream: LongStream, wav: str, config:
 
 
 def _config_scores(records: list[dict]) -> dict:
-    import sacrebleu
-
     lang = records[0]["tgt_lang"]
     results = [SentenceResult(**{**s, "delays_ms": tuple(s["delays_ms"]), "elapsed_ms": tuple(s["elapsed_ms"])})
                for r in records for s in r["sentences"]]  # fmt: skip
-    hyps, refs = [r.hypothesis for r in results], [[r.reference for r in results]]
-    tokenize = "zh" if lang in CHARACTER_LANGUAGES else "13a"
     hyp_words = sum(len(units(r.hypothesis, lang)) for r in results)
     ref_words = sum(len(units(r.reference, lang)) for r in results)
     scores = {
         "sentences": len(results), "empty": sum(not r.delays_ms for r in results),
-        "BLEU": round(sacrebleu.corpus_bleu(hyps, refs, tokenize=tokenize).score, 2),
-        "chrF": round(sacrebleu.corpus_chrf(hyps, refs).score, 2),
+        **corpus_quality([r.hypothesis for r in results], [r.reference for r in results], lang),
         "StreamLAAL": stream_laal(results, lang), "StreamLAAL_CA": stream_laal(results, lang, computation_aware=True),
         "LongYAAL": long_yaal(results, lang), "LongYAAL_CA": long_yaal(results, lang, computation_aware=True),
         "length_ratio": round(hyp_words / max(1, ref_words), 3),
@@ -159,15 +154,17 @@ def write_longform_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = markdown_table(report["configs"], LONGFORM_COLUMNS)
     streams = ", ".join(f"{s['name']} ({s['duration_s']} s, {s['sentences']} sentences)" for s in report["streams"])
+    unscored = "" if scored(report["configs"]) else NO_SCORER_NOTE + ".\n"
     (out / "report.md").write_text("\n".join(lines) + f"\n\nStreams: {streams}. Latencies in ms, from each "
-                                   "re-segmented sentence's start; regimes by StreamLAAL (2025) and LongYAAL (2026).\n")
+                                   "re-segmented sentence's start; regimes by StreamLAAL (2025) and LongYAAL (2026).\n"
+                                   + unscored)  # fmt: skip
     plot_longform_curve(report, out / "curve.png")
 
 
 def plot_longform_curve(report: dict, path: Path) -> bool:
     """BLEU against StreamLAAL (solid) and LongYAAL (dashed), one line per hold; the regimes shaded."""
     plt = pyplot()
-    if plt is None:
+    if plt is None or not scored(report["configs"]):
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for (low, high), shade in zip(REGIMES_MS, ("#eef5ee", "#f5f0e6")):

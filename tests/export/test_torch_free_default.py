@@ -28,6 +28,7 @@ from simulsa.train.build_inputs import record_build_inputs
 from simulsa.train.families import save_model
 from simulsa.train.families.whisper_tokens import tiny_whisper_tokens
 from tests.import_blocker import blocker_source
+from tests.installed_extras import modules_outside
 from tests.train.ct2_writer import whisper_to_ct2, write_model_bin
 
 GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -35,7 +36,7 @@ GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_
               "input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
               "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
               "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}  # fmt: skip
-BLOCKED = ("torch", "transformers", "peft")
+BLOCKED = modules_outside(("build",))  # all that `pip install '.[build]'` would not install (torch, transformers, …)
 HOOK = blocker_source(BLOCKED)
 
 
