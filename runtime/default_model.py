@@ -84,8 +84,8 @@ def missing_build_modules() -> list[str]:
 def not_built_error(missing: list[str]) -> DefaultNotBuiltError:
     return DefaultNotBuiltError(
         f"the default model is not built yet ({default_bundle_path()}) and building it once needs {', '.join(missing)}: "
-        + ("in the simulsa checkout run pip install '.[build]' (no torch needed)" if builds_without_torch() else
-           "in the simulsa checkout run pip install '.[export]' (torch first, as in the README's first command)")
+        + ("pip install 'simulsa[build]' (in a checkout: '.[build]'; no torch needed)" if builds_without_torch() else
+           "pip install 'simulsa[export]' (in a checkout: '.[export]'; torch first: pip install torch==2.13.0)")
         + ", then `simulsa models build-default`; or pass --bundle BUNDLE"
     )
 
