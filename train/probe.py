@@ -72,12 +72,12 @@ def _text_slot(model: SpeechLM, row: ManifestRow) -> torch.Tensor:
 
 
 def _scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    try:
-        import sacrebleu
-    except ImportError:
-        raise SimulsaError("the probe scores with sacrebleu: pip install 'simulsa[eval]'") from None
-    return {"BLEU": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-            "chrF": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)}  # fmt: skip
+    from simulsa.runtime.eval_run import corpus_quality
+
+    scores = corpus_quality(hypotheses, references, lang="")  # "": a language scored in words (13a)
+    if scores["BLEU"] is None:
+        raise SimulsaError("the probe scores with sacrebleu: pip install 'simulsa[eval]'")
+    return scores
 
 
 def run_probe(options: ProbeOptions, load: Callable[[str], SpeechLM] | None = None) -> ProbeResult:

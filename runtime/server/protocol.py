@@ -22,6 +22,7 @@ import json
 
 import numpy as np
 
+from simulsa.runtime.audio import quantize_pcm16
 from simulsa.runtime.errors import SimulsaError
 from simulsa.runtime.session import StreamOptions, TranslationEvent
 
@@ -161,4 +162,4 @@ def error_message(message: str) -> str:
 def encode_pcm_s16le(samples: np.ndarray) -> bytes:
     """float samples in [-1, 1] -> the bytes of the default sample format (clients and tests). Rounded on the grid the
     server decodes with (k / 32768), so audio read from a 16-bit file reaches the server exactly as it is in the file."""
-    return np.round(np.clip(samples, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return (quantize_pcm16(np.asarray(samples, np.float32)) * 32768).astype("<i2").tobytes()

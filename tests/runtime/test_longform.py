@@ -168,3 +168,25 @@ def test_eval_longform_on_a_tiny_bundle(tiny_bundles, toy_manifest, tmp_path):
     assert sorted(p.name for p in (out / "omnisteval").iterdir()) == ["hold-b3-1000ms.jsonl", "hold-b3-2000ms.jsonl"]
     result = CliRunner().invoke(app, [str(a) for a in [*args[:-2], "--limit", "2", "--force"]])
     assert result.exit_code == 1 and "--limit cuts a manifest into rows" in result.output
+
+
+@pytest.mark.parametrize("kind", ["short-form", "long-form"])
+def test_without_sacrebleu_a_report_has_latencies_no_scores_and_says_what_to_install(tmp_path, monkeypatch, kind):
+    import sys
+
+    from simulsa.runtime.eval_run import corpus_quality, write_report
+    from simulsa.runtime.longform_eval import write_longform_report
+
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)  # `import sacrebleu` now fails as in a runtime-only install
+    quality = corpus_quality(["hola"], ["hola"], "es")
+    assert quality == {"BLEU": None, "chrF": None}
+    config = {"policy": "hold", "chunk_ms": 1000.0, "hold": 3, **quality, "LAAL": 900.0, "StreamLAAL": 900.0,
+              "LongYAAL": 950.0}  # fmt: skip
+    if kind == "short-form":
+        write_report(tmp_path, {"rows": 1, "skipped": 0, "peak_rss_mb": 1.0, "configs": {"hold-b3-1000ms": config}})
+    else:
+        write_longform_report(tmp_path, {"streams": [{"name": "s", "duration_s": 1.0, "sentences": 1}],
+                                         "configs": {"hold-b3-1000ms": config}})  # fmt: skip
+    report = (tmp_path / "report.md").read_text()
+    assert "| hold-b3-1000ms | - | - |" in report and "pip install 'simulsa[eval]'" in report
+    assert not (tmp_path / "curve.png").exists()  # no BLEU, no BLEU-against-latency curve
